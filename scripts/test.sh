@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The README's test command (`npm test`): provisions what the tests need on a fresh machine, then runs
+# every check: proto lint, generated code up to date, typecheck, and the whole vitest suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x node_modules/.bin/vitest ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+
+# MariaDB and Redis: test/global-setup.ts runs them as plain processes on free ports (no Docker, no system
+# service); only the binaries are needed. Install them when missing (Debian, as in CI).
+has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+missing=()
+{ has mariadbd && has mariadb-install-db; } || missing+=(mariadb-server)
+has redis-server || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]} (test services)"
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+  if ! command -v apt-get >/dev/null 2>&1 || { [ ${#sudo[@]} -gt 0 ] && ! sudo -n true 2>/dev/null; }; then
+    echo "The tests need ${missing[*]} (mariadbd, mariadb-install-db, redis-server) and this script can install" >&2
+    echo "them only with apt-get as root (or passwordless sudo). Install them, then run it again." >&2
+    exit 1
+  fi
+  apt_log=$(mktemp)
+  # Wait for a concurrent apt/dpkg (another run installing the same) instead of failing on its lock.
+  apt_install() {
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y "${missing[@]}" >>"$apt_log" 2>&1
+  }
+  # Package lists are refreshed only when the install fails without them (fresh machine, stale lists).
+  if ! apt_install && ! { "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update >>"$apt_log" 2>&1 && apt_install; }; then
+    tail -n 25 "$apt_log" >&2
+    echo "Could not install ${missing[*]} with apt-get (full log: $apt_log)." >&2
+    exit 1
+  fi
+  rm -f "$apt_log"
+  { has mariadbd && has mariadb-install-db && has redis-server; } || {
+    echo "apt-get installed ${missing[*]} but mariadbd / mariadb-install-db / redis-server are still missing" >&2
+    exit 1
+  }
+fi
+
+echo "== buf lint"
+npx buf lint
+
+echo "== generated code matches proto/"
+gen_tmp=$(mktemp -d)
+trap 'rm -rf "$gen_tmp"' EXIT
+npx buf generate -o "$gen_tmp"
+if ! diff -r "$gen_tmp/worker-container/src/gen" worker-container/src/gen >/dev/null; then
+  echo "worker-container/src/gen is stale: run 'npm run gen' and commit the result" >&2
+  exit 1
+fi
+
+echo "== typecheck"
+npx tsc --noEmit -p .
+
+echo "== tests"
+report="$gen_tmp/vitest.json"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+if [ -f "$report" ]; then
+  # One plain summary line, whatever the reporter prints.
+  node -e 'const r=require(process.argv[1]);console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report"
+fi
+exit $status

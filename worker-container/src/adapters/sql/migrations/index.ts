@@ -1,0 +1,15 @@
+// Migrations in name order (Kysely's Migrator sorts by name). Add new ones as NNN_name.ts.
+import { Migrator, type Kysely, type Migration } from "kysely";
+import type { ColumnTypes } from "../dialect.js";
+import { initialMigration } from "./001_initial.js";
+
+export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
+  return { "001_initial": initialMigration(types) };
+}
+
+/** Run pending migrations; throws the first failure. */
+export async function migrateToLatest(db: Kysely<any>, types: ColumnTypes): Promise<void> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => storeMigrations(types) } });
+  const { error } = await migrator.migrateToLatest();
+  if (error) throw error;
+}

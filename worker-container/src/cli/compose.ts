@@ -1,0 +1,226 @@
+// Composition root: builds the object graph for a storage shape and a role, and owns start-up and shutdown order.
+//   Standalone: memory queue/state/bus + SQLite; one all-in-one process.
+//   Scalable:   Redis queue/state/bus/leader lock + MySQL; any number of `front` and `worker` processes.
+import { create } from "@bufbuild/protobuf";
+import { Redis } from "ioredis";
+import { hostname, networkInterfaces } from "node:os";
+import type { Logger } from "pino";
+import { MemoryInstanceRegistry } from "../adapters/memory/instance_registry.js";
+import { MemoryJobQueue } from "../adapters/memory/job_queue.js";
+import { MemoryJobState } from "../adapters/memory/job_state.js";
+import { MemoryLeaderLock } from "../adapters/memory/leader_lock.js";
+import { MemoryResultBus } from "../adapters/memory/result_bus.js";
+import { openMysqlStore } from "../adapters/mysql/index.js";
+import { RedisInstanceRegistry } from "../adapters/redis/instance_registry.js";
+import { RedisJobQueue } from "../adapters/redis/job_queue.js";
+import { RedisJobState } from "../adapters/redis/job_state.js";
+import { RedisLeaderLock } from "../adapters/redis/leader_lock.js";
+import { RedisResultBus } from "../adapters/redis/result_bus.js";
+import { openSqliteStore } from "../adapters/sqlite/index.js";
+import { Clock, ClockLeadership } from "../core/clock.js";
+import { Dispatcher } from "../core/dispatcher.js";
+import { AppError } from "../core/errors.js";
+import { nodeFromHostIp, SnowflakeGenerator } from "../core/ids.js";
+import { JobFront } from "../core/job_front.js";
+import { JobOutcomes } from "../core/outcomes.js";
+import type { InstanceRegistry, JobQueue, JobState, LeaderLock, ResultBus, Store } from "../core/ports.js";
+import { restoreJobs } from "../core/restore.js";
+import { RunnerInstances } from "../core/runner_instances.js";
+import { RunnerRegistry } from "../core/runners.js";
+import type { System } from "../core/system.js";
+import { WorkerDefinitions } from "../core/workers.js";
+import { ResponseType } from "../gen/jobworkerp/data/common_pb.js";
+import { WorkerInstanceSchema } from "../gen/jobworkerp/data/worker_instance_pb.js";
+import { commandRunner } from "../runners/command/index.js";
+import { httpRequestRunner } from "../runners/http_request/index.js";
+import { noopRunner } from "../runners/noop/index.js";
+import { ConfigError, type Config } from "./config.js";
+
+/**
+ * Grabs hold "forever": a grabbed durable job is in the queue (whose leases protect it from dying workers)
+ * or running. Embedded mode releases all grabs at start-up; Scalable recovers a lost queue with
+ * JobRestoreService / STORAGE_RESTORE_AT_STARTUP.
+ */
+const CENTURY_MS = 100 * 365 * 86_400_000;
+const LEADER_TTL_MS = 5_000;
+
+export interface Running {
+  system: System;
+  /** Whether this process serves gRPC (all-in-one and front). */
+  servesApi: boolean;
+  /** Stop the clock and leasing, finish in-flight jobs, save still-queued jobs (embedded). */
+  stopWork(): Promise<void>;
+  /** Close the backends (after the API has drained). */
+  close(): Promise<void>;
+}
+
+interface Backends {
+  store: Store;
+  queue: JobQueue;
+  state: JobState;
+  bus: ResultBus;
+  instances: InstanceRegistry;
+  lock: LeaderLock;
+  /** Snowflake node (10 bits) for this process: unique among the processes that share the backends. */
+  snowflakeNode: bigint;
+  close(): Promise<void>;
+}
+
+async function standaloneBackends(cfg: Config, runners: RunnerRegistry, log: Logger): Promise<Backends> {
+  if (cfg.role !== "all-in-one") {
+    throw new ConfigError(`Standalone keeps queues in this process's memory: run 'all-in-one', not '${cfg.role}' (or use STORAGE_TYPE=Scalable)`);
+  }
+  const store = await openSqliteStore(cfg.sqliteUrl);
+  await store.migrate(runners.builtinRows(Date.now()));
+  // This is the only process, so grabs left by a previous run belong to nobody.
+  const released = await store.releaseAllGrabs();
+  if (released > 0) log.info({ released }, "released durable jobs left grabbed by the previous run");
+  const queue = new MemoryJobQueue(cfg.leaseMs);
+  const bus = new MemoryResultBus();
+  return {
+    store, queue, bus,
+    state: new MemoryJobState(),
+    instances: new MemoryInstanceRegistry(),
+    lock: new MemoryLeaderLock(),
+    snowflakeNode: nodeFromHostIp(),
+    async close() {
+      await queue.close();
+      await bus.close();
+      await store.close();
+    },
+  };
+}
+
+async function scalableBackends(cfg: Config, runners: RunnerRegistry): Promise<Backends> {
+  const store = await openMysqlStore(cfg.mysqlUrl);
+  await store.migrate(runners.builtinRows(Date.now()));
+  const redis = new Redis(cfg.redisUrl, { lazyConnect: false });
+  const prefix = cfg.redisKeyPrefix;
+  const queue = new RedisJobQueue(redis, { prefix, leaseMs: cfg.leaseMs });
+  const bus = new RedisResultBus(redis, { prefix });
+  return {
+    store, queue, bus,
+    state: new RedisJobState(redis, { prefix }),
+    instances: new RedisInstanceRegistry(redis, { prefix, ttlMs: 2 * cfg.instanceTimeoutMs }),
+    lock: new RedisLeaderLock(redis, `${prefix}:{clock}:leader`),
+    // processes on one host share its IP, so the IP-derived node of jobworkerp-rs would collide: take a turn
+    snowflakeNode: BigInt((await redis.incr(`${prefix}:{ids}:node`)) % 1024),
+    async close() {
+      await queue.close();
+      await bus.close();
+      await store.close();
+      redis.disconnect();
+    },
+  };
+}
+
+export async function compose(cfg: Config, log: Logger): Promise<Running> {
+  const runners = new RunnerRegistry([commandRunner, httpRequestRunner, ...(cfg.enableNoopRunner ? [noopRunner] : [])]);
+  const embedded = cfg.storageType === "Standalone";
+  const b = embedded ? await standaloneBackends(cfg, runners, log) : await scalableBackends(cfg, runners);
+  const { store, queue, state, bus, instances } = b;
+  const runsJobs = cfg.role !== "front";
+
+  const ids = new SnowflakeGenerator(b.snowflakeNode);
+  const workers = new WorkerDefinitions(store, runners, bus);
+  const runnerInstances = new RunnerInstances();
+  workers.onChange((id) => void runnerInstances.drop(id));
+  const outcomes = new JobOutcomes(store, state, bus, ids, cfg.expireJobResultMs);
+  const lookaheadMs = Math.max(2 * cfg.fetchIntervalMs, 2000);
+  const clock = new Clock({ store, queue, state, workers }, { fetchIntervalMs: cfg.fetchIntervalMs, lookaheadMs, grabLeaseMs: CENTURY_MS }, (e) =>
+    log.error({ err: e }, "clock pass failed"),
+  );
+  const front = new JobFront({ store, queue, state, bus, workers, runners, outcomes, ids, clock });
+  const dispatcher = runsJobs
+    ? new Dispatcher(
+        { store, queue, state, bus, workers, runners, runnerInstances, outcomes },
+        cfg.channels,
+        (e, job) => log.error({ err: e, jobId: job?.id?.value.toString() }, "job processing failed"),
+        cfg.leaseMs,
+      )
+    : undefined;
+
+  const system: System = {
+    store, queue, state, bus, instances, ids, runners, workers, runnerInstances, outcomes, front, clock, dispatcher,
+    // as jobworkerp-rs: FindChannelList answers from this process's channel configuration, whatever its role
+    channels: cfg.channels,
+    instanceTimeoutMs: cfg.instanceTimeoutMs,
+  };
+
+  if (!embedded && cfg.restoreAtStartup) {
+    const n = await restoreJobs(system, true, 100_000);
+    log.info({ restored: n }, "restored durable jobs missing from the queue");
+  }
+
+  // Worker processes register themselves and heartbeat.
+  const instance = create(WorkerInstanceSchema, {
+    id: { value: ids.next() },
+    data: { ipAddress: firstIpv4(), hostname: hostname(), channels: cfg.channels, registeredAt: BigInt(Date.now()), lastHeartbeat: BigInt(Date.now()) },
+  });
+  const beat = () => {
+    instance.data!.lastHeartbeat = BigInt(Date.now());
+    return instances.heartbeat(instance).catch((err) => log.warn({ err }, "worker instance heartbeat failed"));
+  };
+  let heartbeat: NodeJS.Timeout | undefined;
+  if (runsJobs) {
+    await beat();
+    heartbeat = setInterval(() => void beat(), cfg.instanceHeartbeatMs);
+    heartbeat.unref();
+    dispatcher!.start();
+  }
+  // Every process may lead the clock; the lock lets exactly one poll at a time.
+  const leadership = new ClockLeadership(clock, b.lock, embedded ? 10_000 : LEADER_TTL_MS, (e) => log.error({ err: e }, "clock leadership failed"));
+  leadership.start();
+
+  return {
+    system,
+    servesApi: cfg.role !== "worker",
+    async stopWork() {
+      clearInterval(heartbeat);
+      await leadership.stop();
+      if (dispatcher) {
+        log.info({ inFlight: dispatcher.inFlight }, "stopped leasing; waiting for in-flight jobs");
+        await dispatcher.shutdown();
+      }
+      if (embedded) {
+        const saved = await saveQueued(system);
+        if (saved > 0) log.info({ saved }, "saved queued jobs to the store; they run after the next start");
+      }
+      if (runsJobs) await instances.remove(instance.id!.value).catch(() => undefined);
+    },
+    async close() {
+      await runnerInstances.closeAll();
+      await b.close();
+    },
+  };
+}
+
+/**
+ * Embedded mode: jobs still queued in memory at shutdown are written to the store so the next start runs
+ * them (live DIRECT/stream jobs are not: their caller is gone).
+ */
+async function saveQueued(sys: System): Promise<number> {
+  let saved = 0;
+  for (const item of await sys.queue.list(undefined, Number.MAX_SAFE_INTEGER)) {
+    if (item.durable || item.loadOnly) continue;
+    const job = item.job;
+    if (job.data!.streamingType !== 0) continue;
+    const worker = await sys.workers.find(job.data!.workerId!.value);
+    const direct = (job.data!.overrides?.responseType ?? worker?.data!.responseType) === ResponseType.DIRECT;
+    if (!worker || direct) continue;
+    try {
+      await sys.store.insertJob(job);
+      saved++;
+    } catch (e) {
+      if (!(e instanceof AppError && e.kind === "ALREADY_EXISTS")) throw e;
+    }
+  }
+  return saved;
+}
+
+function firstIpv4(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return "127.0.0.1";
+}

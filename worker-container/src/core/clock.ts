@@ -1,0 +1,172 @@
+// The in-process clock: moves due durable jobs (scheduled, periodic, retries of durable jobs, DB_ONLY)
+// from the Store into the JobQueue with their exact remaining delay, and re-arms periodic workers.
+// A job is grabbed (compare-and-set on grabbed_until_time) before it is queued, so two clocks never
+// queue the same occurrence; a grab that outlives its holder expires after `grabLeaseMs`.
+import { clone } from "@bufbuild/protobuf";
+import { JobSchema, type Job } from "../gen/jobworkerp/data/job_pb.js";
+import { statusEntry } from "./job_front.js";
+import type { JobQueue, JobState, LeaderLock, Store } from "./ports.js";
+import { channelOf, type WorkerDefinitions } from "./workers.js";
+
+const PERIODIC_GRAB_MS = 5_000;
+
+export interface ClockConfig {
+  /** How often the Store is polled (JOB_QUEUE_FETCH_INTERVAL). */
+  fetchIntervalMs: number;
+  /** Jobs due within this window are queued now with a delay (>= fetchIntervalMs keeps timing exact). */
+  lookaheadMs: number;
+  /** How long a grab holds (embedded mode: effectively forever; grabs are released at startup). */
+  grabLeaseMs: number;
+}
+
+/** Next run of a periodic job after `runAfter`, skipping missed slots (no catch-up bursts). */
+export function nextPeriodicRun(runAfter: bigint, interval: bigint, now: bigint): bigint {
+  const next = runAfter + interval;
+  if (next > now) return next;
+  return now + interval - ((now - runAfter) % interval);
+}
+
+export class Clock {
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = true;
+
+  constructor(
+    private readonly deps: { store: Store; queue: JobQueue; state: JobState; workers: WorkerDefinitions },
+    private readonly config: ClockConfig,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  /** Start polling (only the leading process polls; any process may dispatch a given job). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.timer = setInterval(() => this.wake(), this.config.fetchIntervalMs);
+    this.wake();
+  }
+
+  /** Run a pass now (coalesced with one already running). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.passes().finally(() => (this.running = undefined));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  get polling(): boolean {
+    return !this.stopped;
+  }
+
+  private async passes(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        // Re-query while jobs were moved: a periodic job may have another occurrence inside the window.
+        for (let i = 0; i < 20 && (await this.pass()) > 0; i++);
+      } catch (e) {
+        this.onError(e);
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  private async pass(): Promise<number> {
+    const now = Date.now();
+    const due = await this.deps.store.findDueJobs(BigInt(now + this.config.lookaheadMs), BigInt(now), 500);
+    let moved = 0;
+    for (const job of due) if (await this.dispatch(job, now)) moved++;
+    return moved;
+  }
+
+  /** Queue one durable job now if it is due within the look-ahead (used by the front right after enqueue). */
+  async dispatchIfDue(job: Job): Promise<boolean> {
+    const now = Date.now();
+    if (job.data!.runAfterTime > BigInt(now + this.config.lookaheadMs)) return false;
+    return this.dispatch(job, now);
+  }
+
+  private async dispatch(job: Job, nowMs: number): Promise<boolean> {
+    const { store, queue, state, workers } = this.deps;
+    const d = job.data!;
+    const id = job.id!.value;
+    const worker = await workers.find(d.workerId!.value);
+    if (!worker) {
+      await store.deleteJob(id); // its worker is gone
+      return false;
+    }
+    const now = BigInt(nowMs);
+    const interval = BigInt(worker.data!.periodicInterval);
+    // A periodic row is re-armed right after its grab, so a short grab suffices, and it lets another clock take
+    // over the schedule if this process dies in between; a one-shot job stays grabbed while it is queued or runs.
+    const grabMs = interval > 0n ? PERIODIC_GRAB_MS : this.config.grabLeaseMs;
+    const grabUntil = now + BigInt(grabMs);
+    if (!(await store.grabJob(id, d.grabbedUntilTime, grabUntil))) return false;
+    const channel = channelOf(worker.data!);
+    const delay = Math.max(0, Number(d.runAfterTime - now));
+    if (interval > 0n) {
+      const occurrence = clone(JobSchema, job);
+      occurrence.data!.grabbedUntilTime = undefined;
+      await state.setPending(statusEntry(occurrence, worker, now));
+      await queue.push({ job: occurrence, channel, durable: true }, delay);
+      const next = clone(JobSchema, job);
+      next.data!.runAfterTime = nextPeriodicRun(d.runAfterTime, interval, now);
+      next.data!.grabbedUntilTime = undefined;
+      await store.updateJob(next);
+    } else {
+      job.data!.grabbedUntilTime = grabUntil;
+      await state.setPending(statusEntry(job, worker, now));
+      await queue.push({ job, channel, durable: true }, delay);
+    }
+    return true;
+  }
+}
+
+/**
+ * Runs the clock only while this process holds the leader lock, so exactly one process polls the store;
+ * another takes over within about one TTL when the leader dies.
+ */
+export class ClockLeadership {
+  private timer?: NodeJS.Timeout;
+  private leading = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly lock: LeaderLock,
+    private readonly ttlMs: number,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  start(): void {
+    const tick = async () => {
+      try {
+        const held = this.leading ? await this.lock.renew(this.ttlMs) : await this.lock.acquire(this.ttlMs);
+        if (held && !this.leading) this.clock.start();
+        if (!held && this.leading) await this.clock.stop();
+        this.leading = held;
+      } catch (e) {
+        this.onError(e);
+      }
+    };
+    void tick();
+    this.timer = setInterval(() => void tick(), Math.max(50, Math.floor(this.ttlMs / 3)));
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.clock.stop();
+    if (this.leading) await this.lock.release();
+    this.leading = false;
+  }
+}

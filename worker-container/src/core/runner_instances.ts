@@ -1,0 +1,79 @@
+// Runner instances for jobs: a fresh instance per job, or for use_static workers a fixed pool per worker
+// (sized by its channel's concurrency) whose instances are reused, one job at a time each.
+import type { Worker } from "../gen/jobworkerp/data/worker_pb.js";
+import type { RunnerDefinition, RunnerInstance } from "../runners/runner.js";
+
+export interface Borrowed {
+  instance: RunnerInstance;
+  /** Give the instance back (static) or close it (per job). `broken` discards a static instance. */
+  release(broken?: boolean): Promise<void>;
+}
+
+class Pool {
+  idle: RunnerInstance[] = [];
+  created = 0;
+  waiters: Array<(i: RunnerInstance | undefined) => void> = [];
+  dropped = false;
+  constructor(readonly size: number) {}
+}
+
+export class RunnerInstances {
+  private pools = new Map<bigint, Pool>();
+
+  async acquire(worker: Worker, def: RunnerDefinition, poolSize: number): Promise<Borrowed> {
+    const settings = worker.data!.runnerSettings;
+    if (!worker.data!.useStatic) {
+      const instance = await def.create(settings);
+      return { instance, release: async () => void (await instance.close?.()) };
+    }
+    const id = worker.id!.value;
+    let pool = this.pools.get(id);
+    if (!pool) this.pools.set(id, (pool = new Pool(Math.max(1, poolSize))));
+    const p = pool;
+    let instance = p.idle.pop();
+    if (!instance) {
+      if (p.created < p.size) {
+        p.created++;
+        try {
+          instance = await def.create(settings);
+        } catch (e) {
+          p.created--;
+          throw e;
+        }
+      } else {
+        instance = await new Promise<RunnerInstance | undefined>((resolve) => p.waiters.push(resolve));
+        if (!instance) return this.acquire(worker, def, poolSize); // pool dropped while waiting
+      }
+    }
+    const got = instance;
+    return {
+      instance: got,
+      release: async (broken = false) => {
+        if (p.dropped || broken) {
+          p.created--;
+          await got.close?.();
+          if (!p.dropped) p.waiters.shift()?.(undefined);
+          return;
+        }
+        const next = p.waiters.shift();
+        if (next) next(got);
+        else p.idle.push(got);
+      },
+    };
+  }
+
+  /** Drop a worker's static instances (ReleaseStaticWorker, worker update/delete). Busy ones close on release. */
+  async drop(workerId: bigint): Promise<boolean> {
+    const p = this.pools.get(workerId);
+    if (!p) return false;
+    this.pools.delete(workerId);
+    p.dropped = true;
+    for (const w of p.waiters.splice(0)) w(undefined);
+    await Promise.all(p.idle.splice(0).map((i) => i.close?.()));
+    return true;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.pools.keys()].map((id) => this.drop(id)));
+  }
+}
