@@ -101,7 +101,7 @@ const result = (
   create(JobResultSchema, {
     id: { value: id },
     data: {
-      jobId: { value: BIG + 1n },
+      jobId: { value: id + 1n }, // one attempt per result unless a test says otherwise
       workerId: { value: 7n },
       workerName: "w7",
       args: new Uint8Array([4, 5, 6]),
@@ -607,11 +607,25 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         await expectKind(store.insertResult(result(BIG)), "ALREADY_EXISTS");
       });
 
+      it("keeps one result per attempt (job id, retried, run_after_time): a re-run's result is dropped", async () => {
+        const attempt = { jobId: { value: BIG }, retried: 1, runAfterTime: 5000n };
+        expect(await store.insertResult(result(1n, { ...attempt, status: ResultStatus.SUCCESS }))).toBe(true);
+        expect(await store.insertResult(result(2n, { ...attempt, status: ResultStatus.OTHER_ERROR }))).toBe(false);
+        // another retry and another periodic occurrence of the same job are other attempts
+        expect(await store.insertResult(result(3n, { ...attempt, retried: 2 }))).toBe(true);
+        expect(await store.insertResult(result(4n, { ...attempt, runAfterTime: 6000n }))).toBe(true);
+        expect(ids(await store.findResultsByJobId(BIG)).sort()).toEqual([1n, 3n, 4n]);
+        expect((await store.findResult(1n))!.data!.status).toBe(ResultStatus.SUCCESS);
+        expect(await store.findResult(2n)).toBeUndefined();
+        // an id clash is still an error, whatever the attempt
+        await expectKind(store.insertResult(result(1n, { jobId: { value: BIG + 7n } })), "ALREADY_EXISTS");
+      });
+
       it("finds results of a job, newest first", async () => {
-        await store.insertResult(result(1n, { jobId: { value: BIG }, endTime: 100n }));
-        await store.insertResult(result(2n, { jobId: { value: BIG }, endTime: 300n }));
+        await store.insertResult(result(1n, { jobId: { value: BIG }, retried: 0, endTime: 100n }));
+        await store.insertResult(result(2n, { jobId: { value: BIG }, retried: 1, endTime: 300n }));
         await store.insertResult(result(3n, { jobId: { value: BIG + 1n }, endTime: 200n }));
-        await store.insertResult(result(4n, { jobId: { value: BIG }, endTime: 200n }));
+        await store.insertResult(result(4n, { jobId: { value: BIG }, retried: 2, endTime: 200n }));
         expect(ids(await store.findResultsByJobId(BIG))).toEqual([2n, 4n, 1n]);
         expect(ids(await store.findResultsByJobId(BIG + 2n))).toEqual([]);
       });

@@ -1,7 +1,9 @@
 // Scalable acceptance: a worker SIGKILLed with jobs in flight loses none of them. Its leases expire
 // (JOB_QUEUE_LEASE_MS) and the surviving worker runs those jobs again; every job ends with exactly one stored
 // SUCCESS result. A job can run twice only if it was in flight on the killed worker, so the number of jobs
-// run twice is bounded by that worker's concurrency (it is printed: the issue asks for the figure).
+// run twice is bounded by that worker's concurrency (it is printed: the issue asks for the figure). A job the
+// victim finished and stored but did not acknowledge before the kill also runs again; the store keeps one
+// result per attempt, so it still has one stored result.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -115,7 +115,12 @@ export interface Store {
   releaseAllGrabs(): Promise<number>;
 
   // job results (id = snowflake)
-  insertResult(result: JobResult): Promise<void>;
+  /**
+   * Store a result. At most one result is kept per attempt (job id, retried, run_after_time): a worker that
+   * dies between storing a result and acknowledging its lease makes the job run again, and that second run's
+   * result is dropped here (returns false). A result id already taken by another attempt → ALREADY_EXISTS.
+   */
+  insertResult(result: JobResult): Promise<boolean>;
   findResult(id: bigint): Promise<JobResult | undefined>;
   findResultsByJobId(jobId: bigint): Promise<JobResult[]>;
   findResults(filter: JobResultFilter): Promise<JobResult[]>;

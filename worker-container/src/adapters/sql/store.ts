@@ -317,10 +317,16 @@ export class SqlStore implements Store {
 
   // ------------------------------------------------------------------ job results
 
-  async insertResult(result: JobResult): Promise<void> {
-    await this.unique(`job result ${result.id?.value}`, () =>
-      this.db.insertInto("job_result").values(resultValues(result)).execute(),
-    );
+  async insertResult(result: JobResult): Promise<boolean> {
+    try {
+      await this.db.insertInto("job_result").values(resultValues(result)).execute();
+      return true;
+    } catch (e) {
+      if (!this.dialect.isUniqueViolation(e)) throw e;
+      // two unique keys: the id (a clash is an error) and the attempt (a re-run's result is dropped)
+      if (await this.findResult(result.id!.value)) throw new AppError("ALREADY_EXISTS", `job result ${result.id!.value} already exists`);
+      return false;
+    }
   }
 
   async findResult(id: bigint): Promise<JobResult | undefined> {

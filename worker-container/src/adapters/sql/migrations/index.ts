@@ -2,9 +2,10 @@
 import { Migrator, type Kysely, type Migration } from "kysely";
 import type { ColumnTypes } from "../dialect.js";
 import { initialMigration } from "./001_initial.js";
+import { resultAttemptMigration } from "./002_result_attempt.js";
 
 export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
-  return { "001_initial": initialMigration(types) };
+  return { "001_initial": initialMigration(types), "002_result_attempt": resultAttemptMigration };
 }
 
 /** Run pending migrations; throws the first failure. */
