@@ -3,7 +3,7 @@
 // cancellations, claims and uniq_keys; entries and instances expire; subscriptions are shared and released.
 import { create } from "@bufbuild/protobuf";
 import { Redis } from "ioredis";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, inject, it, vi } from "vitest";
 import { RedisInstanceRegistry } from "../../worker-container/src/adapters/redis/instance_registry.js";
 import { RedisJobState } from "../../worker-container/src/adapters/redis/job_state.js";
 import { RedisResultBus } from "../../worker-container/src/adapters/redis/result_bus.js";
@@ -222,6 +222,113 @@ describe("RedisJobState across processes", () => {
     expect(await s.findAll({ workerId: W })).toEqual([]);
     expect(await s.count({})).toEqual(new Map());
     expect(await shared.scard(`${prefix}:{state}:w:${W}`), "no index left behind").toBe(0);
+  });
+  it("concurrent calls share one script each: distinct, increasing tokens in call order", async () => {
+    const prefix = newPrefix();
+    const c = client();
+    const evalsha = vi.spyOn(c, "evalsha");
+    const a = new RedisJobState(c, { prefix });
+    const W = newId();
+    const es = Array.from({ length: 50 }, () => entry(newId(), W));
+    await Promise.all(es.map((e) => a.setPending(e)));
+    expect(evalsha, "one setPending script for the 50 calls").toHaveBeenCalledTimes(1);
+    const claims = await Promise.all(es.map((e) => a.claim(e, BigInt(Date.now()))));
+    expect(evalsha, "one claim script for the 50 claims").toHaveBeenCalledTimes(2);
+    const tokens = claims.map((c) => c!.token);
+    expect(tokens).toEqual([...tokens].sort((x, y) => x - y));
+    expect(new Set(tokens).size).toBe(50);
+    expect(await a.count({ workerId: W })).toEqual(new Map([[JobProcessingStatus.RUNNING, 50]]));
+    // finish half, remove the rest, and re-finish some (stale: already gone), all in one turn
+    const done = await Promise.all([
+      ...es.map((e, i) => (i % 2 === 0 ? a.finish(e.jobId, claims[i]!) : a.remove(e.jobId).then(() => true))),
+      ...es.slice(0, 5).map((e) => a.finish(e.jobId, claims[0]!)),
+    ]);
+    expect(done).toEqual([...es.map(() => true), ...es.slice(0, 5).map(() => false)]);
+    expect(await a.count({})).toEqual(new Map());
+    expect(await shared.exists(`${prefix}:{state}:w:${W}`, `${prefix}:{state}:c:c`), "indexes emptied").toBe(0);
+  });
+
+  it("calls for the same job within one batch behave as if made one after the other", async () => {
+    const [a] = two();
+    const e = entry(newId(), newId());
+    const missing = entry(newId(), e.workerId);
+    await a.setPending(e);
+    const [c1, c2, m1, m2] = await Promise.all([a.claim(e, 1n), a.claim(e, 2n), a.claim(missing, 3n), a.claim(missing, 4n)]);
+    expect(c2!.token).toBeGreaterThan(c1!.token);
+    expect(m2!.token).toBeGreaterThan(m1!.token);
+    expect((await a.find(e.jobId))!.startTime).toBe(2n);
+    expect((await a.find(missing.jobId))!.status).toBe(JobProcessingStatus.RUNNING);
+    expect(await Promise.all([a.finish(e.jobId, c1!), a.finish(e.jobId, c2!), a.finish(e.jobId, c2!)])).toEqual([false, true, false]);
+    // setPending twice in one turn: the later wins
+    await Promise.all([a.setPending(e), a.setPending({ ...e, priority: 1 })]);
+    expect((await a.find(e.jobId))!.priority).toBe(1);
+    expect(await a.count({ workerId: e.workerId })).toEqual(new Map([
+      [JobProcessingStatus.PENDING, 1], [JobProcessingStatus.RUNNING, 1],
+    ]));
+  });
+
+  it("a claim of a missing entry acts atomically though it takes two calls (the entry may appear in between)", async () => {
+    const prefix = newPrefix();
+    const other = new RedisJobState(client(), { prefix });
+    let between: (() => Promise<void>) | undefined;
+    const c = client();
+    const evalsha = c.evalsha.bind(c) as (...a: unknown[]) => Promise<unknown>;
+    // run `between` after the first claim script answered "missing" and before the second is sent
+    (c as unknown as { evalsha: typeof evalsha }).evalsha = async (...args) => {
+      const r = await evalsha(...args);
+      if (Array.isArray(r) && r.includes(-1) && between) await between();
+      return r;
+    };
+    const s = new RedisJobState(c, { prefix });
+    const W = newId();
+
+    const cancelled = entry(newId(), W);
+    between = async () => {
+      await other.setPending(cancelled);
+      expect(await other.requestCancel(cancelled.jobId)).toBe(JobProcessingStatus.PENDING);
+    };
+    expect(await s.claim(cancelled, 1n), "cancelled in between: not claimed").toBeUndefined();
+    expect((await s.find(cancelled.jobId))!.status).toBe(JobProcessingStatus.CANCELLING);
+
+    const appeared = entry(newId(), W);
+    between = () => other.setPending({ ...appeared, priority: 1, channel: "c2" });
+    const claim = await s.claim(appeared, 5n);
+    const got = (await s.find(appeared.jobId))!;
+    expect([got.status, got.startTime, got.priority, got.channel], "claimed, keeping the entry it found").toEqual([JobProcessingStatus.RUNNING, 5n, 1, "c2"]);
+    expect(await s.finish(appeared.jobId, claim!)).toBe(true);
+    const id = appeared.jobId.toString();
+    const left = [await shared.sismember(`${prefix}:{state}:c:c2`, id), await shared.sismember(`${prefix}:{state}:c:c`, id)];
+    expect(left, "left both channel sets (the entry's and the claim's)").toEqual([0, 0]);
+
+    const racing = entry(newId(), W);
+    const raced = entry(newId(), W);
+    between = async () => {
+      await other.setPending(racing);
+      const c2 = await other.claim(racing, 7n); // another worker got it first
+      expect(await other.finish(racing.jobId, c2!)).toBe(true);
+    };
+    const [late, plain] = await Promise.all([s.claim(racing, 8n), s.claim(raced, 9n)]);
+    expect(late, "finished in between: re-created and claimed, as one claim made then would").toBeDefined();
+    expect((await s.find(racing.jobId))!.startTime).toBe(8n);
+    expect(plain!.token).toBeGreaterThan(0);
+  });
+
+  it("a claim racing a requestCancel either runs the job or is refused, never both", async () => {
+    const [a, b] = two();
+    const W = newId();
+    const es = Array.from({ length: 60 }, () => entry(newId(), W));
+    await Promise.all(es.map((e) => a.setPending(e)));
+    const outcomes = await Promise.all(
+      es.map(async (e, i) => {
+        if (i % 3 === 0) await sleep(0);
+        const [claim, before] = await Promise.all([a.claim(e, 1n), (i % 2 ? sleep(0) : Promise.resolve()).then(() => b.requestCancel(e.jobId))]);
+        return { claim, before, now: (await a.find(e.jobId))!.status };
+      }),
+    );
+    for (const o of outcomes) {
+      expect(o.now).toBe(JobProcessingStatus.CANCELLING);
+      expect(o.before).toBe(o.claim ? JobProcessingStatus.RUNNING : JobProcessingStatus.PENDING);
+    }
   });
 });
 

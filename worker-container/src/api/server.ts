@@ -60,6 +60,7 @@ export async function startGrpc(sys: System, addr: string, opts: ServerOptions):
   const server = new grpc.Server({
     "grpc.max_receive_message_length": opts.maxMessageBytes,
     "grpc.max_send_message_length": -1,
+    "grpc.enable_channelz": 0, // channelz bookkeeping costs CPU on every call and nothing here reads it
   });
   mountService(server, WorkerService, workerService(sys), opts);
   mountService(server, JobService, jobService(sys), opts);

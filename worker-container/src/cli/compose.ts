@@ -94,7 +94,9 @@ async function standaloneBackends(cfg: Config, runners: RunnerRegistry, log: Log
 async function scalableBackends(cfg: Config, runners: RunnerRegistry): Promise<Backends> {
   const store = await openMysqlStore(cfg.mysqlUrl);
   await store.migrate(runners.builtinRows(Date.now()));
-  const redis = new Redis(cfg.redisUrl, { lazyConnect: false });
+  // Autopipelining sends the commands of one event-loop turn in one write: the dispatcher's loops and the
+  // front's concurrent calls issue theirs together (measured: less Node and Redis CPU per job).
+  const redis = new Redis(cfg.redisUrl, { lazyConnect: false, enableAutoPipelining: true });
   const prefix = cfg.redisKeyPrefix;
   const queue = new RedisJobQueue(redis, { prefix, leaseMs: cfg.leaseMs });
   const bus = new RedisResultBus(redis, { prefix });

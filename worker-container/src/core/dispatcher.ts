@@ -120,8 +120,8 @@ export class Dispatcher {
     const startTime = BigInt(Date.now());
     const claim = await state.claim({ ...statusEntry(job, worker, startTime), status: JobProcessingStatus.RUNNING }, startTime);
     if (!claim) {
-      const result = outcomes.build(job, worker, ResultStatus.CANCELLED, utf8.encode("job cancelled"), { startTime, endTime: startTime });
-      await outcomes.finish(job, worker, result, undefined, where);
+      const cancelled = () => outcomes.build(job, worker, ResultStatus.CANCELLED, utf8.encode("job cancelled"), { startTime, endTime: startTime });
+      await outcomes.finish(job, worker, ResultStatus.CANCELLED, cancelled, undefined, where);
       await queue.ack(lease);
       return;
     }
@@ -154,8 +154,8 @@ export class Dispatcher {
       }
     }
     const finalStatus = status === ResultStatus.ERROR_AND_RETRY ? ResultStatus.MAX_RETRY : status;
-    const result = outcomes.build(job, worker, finalStatus, output, { startTime, endTime });
-    await outcomes.finish(job, worker, result, claim, where);
+    const result = () => outcomes.build(job, worker, finalStatus, output, { startTime, endTime });
+    await outcomes.finish(job, worker, finalStatus, result, claim, where);
     if (d.streamingType !== StreamingType.NONE) await this.endStream(id);
     await queue.ack(lease);
   }

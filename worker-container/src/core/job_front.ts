@@ -168,8 +168,8 @@ export class JobFront {
     const worker = await workers.find(job.data!.workerId!.value);
     if (worker) {
       const t = BigInt(Date.now());
-      const result = outcomes.build(job, worker, ResultStatus.CANCELLED, new TextEncoder().encode("job cancelled"), { startTime: t, endTime: t });
-      await outcomes.finish(job, worker, result, undefined, { durable: false, periodic: false });
+      const result = () => outcomes.build(job, worker, ResultStatus.CANCELLED, new TextEncoder().encode("job cancelled"), { startTime: t, endTime: t });
+      await outcomes.finish(job, worker, ResultStatus.CANCELLED, result, undefined, { durable: false, periodic: false });
     } else await state.remove(id);
     return true;
   }

@@ -29,6 +29,10 @@ export function effective(job: Job, worker: Worker): Effective {
   };
 }
 
+function wantsStored(status: ResultStatus, e: Effective): boolean {
+  return status === ResultStatus.SUCCESS ? e.storeSuccess : e.storeFailure;
+}
+
 export interface Timing {
   startTime: bigint;
   endTime: bigint;
@@ -101,8 +105,7 @@ export class JobOutcomes {
 
   /** Store the result when the worker asks for it (intermediate retry results count as failures). */
   async storeIfWanted(result: JobResult, e: Effective): Promise<void> {
-    const ok = result.data!.status === ResultStatus.SUCCESS;
-    if (ok ? e.storeSuccess : e.storeFailure) await this.store.insertResult(result);
+    if (wantsStored(result.data!.status, e)) await this.store.insertResult(result);
   }
 
   /**
@@ -113,7 +116,9 @@ export class JobOutcomes {
   async finish(
     job: Job,
     worker: Worker,
-    result: JobResult,
+    status: ResultStatus,
+    /** Builds the result; only called when it is stored or published (most NO_RESULT jobs need neither). */
+    makeResult: () => JobResult,
     claim: Claim | undefined,
     where: { durable: boolean; periodic: boolean },
   ): Promise<boolean> {
@@ -123,12 +128,13 @@ export class JobOutcomes {
       if (!(await this.state.finish(id, claim))) return false;
     } else await this.state.remove(id);
     const e = effective(job, worker);
-    await this.storeIfWanted(result, e);
+    const keep = e.broadcastResults || e.responseType === ResponseType.DIRECT || d.streamingType !== 0;
+    const result = keep || wantsStored(status, e) ? makeResult() : undefined;
+    if (result) await this.storeIfWanted(result, e);
     if (d.uniqKey) await this.state.releaseUniqKey(d.workerId!.value, d.uniqKey, id);
     // a periodic job's row stays: the clock re-arms it
     if (where.durable && !where.periodic) await this.store.deleteJob(id);
-    const keep = e.broadcastResults || e.responseType === ResponseType.DIRECT || d.streamingType !== 0;
-    if (keep) {
+    if (result && keep) {
       await this.bus.publishResult(result, {
         broadcast: e.broadcastResults,
         // late Listen callers find broadcast results for a while; DIRECT/stream waiters subscribe first

@@ -21,6 +21,7 @@ import type { Redis } from "ioredis";
 import { Priority } from "../../gen/jobworkerp/data/common_pb.js";
 import { JobSchema } from "../../gen/jobworkerp/data/job_pb.js";
 import type { JobQueue, Lease, QueuedJob } from "../../core/ports.js";
+import { Coalescer } from "./coalescer.js";
 import { DEFAULT_PREFIX, slotBase } from "./keys.js";
 import { ACK, EXTEND, LEASE, LIST, PUSH, REMOVE, REQUEUE } from "./queue_scripts.js";
 
@@ -49,8 +50,8 @@ interface Scripts {
 }
 
 const SCRIPTS: [keyof Scripts, number, string][] = [
-  ["jwqPush", 4, PUSH],
-  ["jwqRequeue", 6, REQUEUE],
+  ["jwqPush", 6, PUSH],
+  ["jwqRequeue", 8, REQUEUE],
   ["jwqAck", 2, ACK],
   ["jwqExtend", 1, EXTEND],
   ["jwqLeaseBuffer", 8, LEASE],
@@ -65,6 +66,8 @@ interface ChannelKeys {
   leased: string;
   ids: string;
   wake: string;
+  /** KEYS of the push, requeue and lease scripts: pending ×3, delayed, ids, wake, leases, leased. */
+  all: string[];
 }
 
 const slot = (p: Priority) => (p === Priority.HIGH ? 0 : p === Priority.LOW ? 2 : 1);
@@ -128,14 +131,9 @@ export class RedisJobQueue implements JobQueue {
     let k = this.keyCache.get(channel);
     if (!k) {
       const b = slotBase(this.prefix, `q:${channel}`);
-      k = {
-        pending: [`${b}:0`, `${b}:1`, `${b}:2`],
-        delayed: `${b}:delayed`,
-        leases: `${b}:leases`,
-        leased: `${b}:leased`,
-        ids: `${b}:ids`,
-        wake: `${b}:wake`,
-      };
+      const pending: [string, string, string] = [`${b}:0`, `${b}:1`, `${b}:2`];
+      const [delayed, ids, wake, leases, leased] = [`${b}:delayed`, `${b}:ids`, `${b}:wake`, `${b}:leases`, `${b}:leased`];
+      k = { pending, delayed, leases, leased, ids, wake, all: [...pending, delayed, ids, wake, leases, leased] };
       this.keyCache.set(channel, k);
     }
     return k;
@@ -149,32 +147,55 @@ export class RedisJobQueue implements JobQueue {
     return `${this.uid}.${(this.seq++).toString(36)}`;
   }
 
-  /** KEYS and ARGV of PUSH (REQUEUE appends to both). */
-  private pushArgs(item: QueuedJob, delayMs: number): Arg[] {
-    const k = this.keys(item.channel);
+  /** One push group of the PUSH / REQUEUE scripts: slot, delay, job id, E, delayed-member prefix. */
+  private pushGroup(item: QueuedJob, delayMs: number): Arg[] {
     const s = slot(item.job.data!.priority);
     const delay = Math.max(0, Math.ceil(delayMs));
     const member = delay > 0 ? `${s}${this.nextId()} ` : "";
-    return [k.pending[s], k.delayed, k.ids, k.wake, delay, item.job.id!.value.toString(), encode(item), member];
+    return [s, delay, item.job.id!.value.toString(), encode(item), member];
   }
 
-  async push(item: QueuedJob, delayMs = 0): Promise<void> {
-    // The channel is registered on every push (in the same round trip; its key lives in another cluster slot),
-    // not once per process: a Redis that restarted empty must learn it again, or remove()/list() miss the channel.
-    await Promise.all([this.redis.jwqPush(...this.pushArgs(item, delayMs)), this.redis.sadd(this.channelsKey, item.channel)]);
+  /** Per channel (one hash tag each): pushes, acks and lease waiters of one event-loop turn share one script. */
+  private perChannel<T>(map: Map<string, T>, channel: string, make: () => T): T {
+    let v = map.get(channel);
+    if (!v) map.set(channel, (v = make()));
+    return v;
+  }
+  private readonly pushers = new Map<string, Coalescer<{ item: QueuedJob; delayMs: number }, undefined>>();
+  private readonly ackers = new Map<string, Coalescer<string, boolean>>();
+  private readonly leasers = new Map<string, ChannelLeaser>();
+
+  push(item: QueuedJob, delayMs = 0): Promise<void> {
+    const ch = item.channel;
+    const pusher = this.perChannel(this.pushers, ch, () => new Coalescer(async (batch) => {
+      const argv = batch.flatMap((b) => this.pushGroup(b.item, b.delayMs));
+      // The channel is registered on every push batch (in the same round trip; its key lives in another cluster
+      // slot), not once per process: a Redis that restarted empty must learn it again, or remove()/list() miss it.
+      await Promise.all([this.redis.jwqPush(...this.keys(ch).all.slice(0, 6), ...argv), this.redis.sadd(this.channelsKey, ch)]);
+      return batch.map(() => undefined);
+    }, 100));
+    return pusher.call({ item, delayMs });
   }
 
-  async lease(channel: string, signal: AbortSignal): Promise<Lease | undefined> {
-    const k = this.keys(channel);
-    const keys = [...k.pending, k.delayed, k.leases, k.leased, k.ids, k.wake];
-    while (!signal.aborted && !this.closing.signal.aborted) {
-      const token = this.nextId();
-      const r = (await this.redis.jwqLeaseBuffer(...keys, token, this.leaseMs)) as Buffer | number;
-      // Even if the signal aborted meanwhile the job is ours now: hand it over rather than lose it.
-      if (Buffer.isBuffer(r)) return { item: decode(r, channel), token };
-      await this.wait(k.wake, r, signal);
-    }
-    return undefined;
+  lease(channel: string, signal: AbortSignal): Promise<Lease | undefined> {
+    return this.perChannel(this.leasers, channel, () => new ChannelLeaser(this, channel)).lease(signal);
+  }
+
+  /** One LEASE call for up to n jobs (the leaser's waiters): the jobs, or the ms to wait (-1: none due). */
+  async leaseMany(channel: string, n: number): Promise<Lease[] | number> {
+    const base = this.nextId();
+    const r = (await this.redis.jwqLeaseBuffer(...this.keys(channel).all, base, this.leaseMs, n)) as Buffer[] | number;
+    if (typeof r === "number") return r;
+    return r.map((e, i) => ({ item: decode(e, channel), token: `${base}.${i}` }));
+  }
+
+  /** Waits on the channel's wake list (see `wait`) unless the queue is closing. */
+  waitOn(channel: string, dueMs: number, signal: AbortSignal): Promise<void> {
+    return this.wait(this.keys(channel).wake, dueMs, signal);
+  }
+
+  get closed(): boolean {
+    return this.closing.signal.aborted;
   }
 
   /** Blocks until a wake token arrives, `dueMs` passes (if ≥ 0), pollMs passes, or the signal aborts. */
@@ -224,9 +245,13 @@ export class RedisJobQueue implements JobQueue {
     return conn;
   }
 
-  async ack(lease: Lease): Promise<boolean> {
-    const k = this.keys(lease.item.channel);
-    return (await this.redis.jwqAck(k.leases, k.leased, lease.token)) === 1;
+  ack(lease: Lease): Promise<boolean> {
+    const ch = lease.item.channel;
+    const acker = this.perChannel(this.ackers, ch, () => new Coalescer(async (tokens: string[]) => {
+      const k = this.keys(ch);
+      return ((await this.redis.jwqAck(k.leases, k.leased, ...tokens)) as number[]).map((r) => r === 1);
+    }));
+    return acker.call(lease.token);
   }
 
   async extend(lease: Lease, ms: number): Promise<boolean> {
@@ -239,9 +264,8 @@ export class RedisJobQueue implements JobQueue {
       // between loses the retry rather than running the job twice.
       return (await this.ack(lease)) && (await this.push(item, delayMs), true);
     }
-    const k = this.keys(lease.item.channel);
-    const [pending, delayed, ids, wake, ...argv] = this.pushArgs(item, delayMs);
-    return (await this.redis.jwqRequeue(pending, delayed, ids, wake, k.leases, k.leased, ...argv, lease.token)) === 1;
+    const keys = this.keys(lease.item.channel).all;
+    return (await this.redis.jwqRequeue(...keys, lease.token, ...this.pushGroup(item, delayMs))) === 1;
   }
 
   async remove(jobId: bigint): Promise<boolean> {
@@ -286,5 +310,80 @@ export class RedisJobQueue implements JobQueue {
     for (const c of this.conns) c.disconnect(); // rejects blocked BLPOPs: their leases resolve undefined
     this.idle.length = 0;
     this.conns.clear();
+  }
+}
+
+interface Waiter {
+  signal: AbortSignal;
+  resolve: (lease: Lease | undefined) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The lease side of one channel in one process: the dispatcher's loops wait here, and one LEASE call at a time
+ * fetches a job for each of them (so 32 idle loops cost one script, not 32), or blocks on the wake list once for
+ * all of them. Jobs are leased only for loops already waiting, so none sits here unhandled while its lease runs.
+ */
+class ChannelLeaser {
+  private waiters: Waiter[] = [];
+  private running = false;
+  /** Ends the current wait early (a waiter gave up: the next round must not lease for it). */
+  private kick?: () => void;
+
+  constructor(
+    private readonly q: RedisJobQueue,
+    private readonly channel: string,
+  ) {}
+
+  lease(signal: AbortSignal): Promise<Lease | undefined> {
+    if (signal.aborted || this.q.closed) return Promise.resolve(undefined);
+    return new Promise((resolve, reject) => {
+      const unhook = onAbort(signal, () => this.kick?.());
+      this.waiters.push({ signal, resolve: (l) => (unhook(), resolve(l)), reject: (e) => (unhook(), reject(e)) });
+      if (!this.running) {
+        this.running = true;
+        setImmediate(() => void this.run()); // the loops that free up in this turn join the first call
+      }
+    });
+  }
+
+  private async run(): Promise<void> {
+    for (;;) {
+      // Between calls no job is in flight to anyone: waiters that gave up leave now.
+      const gone = this.q.closed ? this.waiters : this.waiters.filter((w) => w.signal.aborted);
+      if (gone.length > 0) {
+        this.waiters = this.waiters.filter((w) => !gone.includes(w));
+        gone.forEach((w) => w.resolve(undefined));
+      }
+      if (this.waiters.length === 0) {
+        this.running = false; // in the same synchronous step as the check: a new waiter restarts the loop
+        return;
+      }
+      let r: Lease[] | number;
+      try {
+        r = await this.q.leaseMany(this.channel, this.waiters.length);
+      } catch (e) {
+        // Redis failed: every waiter sees it (the dispatcher reports it and asks again)
+        const failed = this.waiters;
+        this.waiters = [];
+        this.running = false;
+        failed.forEach((w) => w.reject(e));
+        return;
+      }
+      if (typeof r !== "number") {
+        // Even a waiter whose signal aborted meanwhile gets its job: it is leased now, hand it over rather than lose it.
+        for (const lease of r) this.waiters.shift()!.resolve(lease);
+        continue;
+      }
+      const stop = new AbortController();
+      this.kick = () => stop.abort();
+      try {
+        await this.q.waitOn(this.channel, r, stop.signal);
+      } catch {
+        // the blocking connection failed: look again (a Redis outage shows in the next LEASE call)
+      } finally {
+        this.kick = undefined;
+      }
+    }
   }
 }

@@ -25,37 +25,56 @@ local function wake(key, n)
 end
 `;
 
-// KEYS: pending list (of the item's priority), delayed, ids, wake. ARGV: delayMs, jobId, E, delayed-member prefix.
-// ids counts each job id's waiting (pending + delayed) occurrences, so remove() is O(1) for jobs not waiting.
-const PUSH_BODY = `
-redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-local delay = tonumber(ARGV[1])
-if delay > 0 then
-  local due = now_ms() + delay
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  redis.call('ZADD', KEYS[2], due, ARGV[4] .. ARGV[3])
-  -- a new earliest due time: wake one leaser so that it re-arms its timer for it
-  if first[2] == nil or due < tonumber(first[2]) then wake(KEYS[4], 1) end
-else
-  redis.call('RPUSH', KEYS[1], ARGV[3])
-  wake(KEYS[4], 1)
+// Channel keys shared by the scripts below: KEYS[1..3] pending lists HIGH/MEDIUM/LOW, KEYS[4] delayed,
+// KEYS[5] ids, KEYS[6] wake (and KEYS[7] leases, KEYS[8] leased where a script needs them).
+// push_one: ids counts each job id's waiting (pending + delayed) occurrences, so remove() is O(1) for jobs not
+// waiting. Returns 1 when the job is deliverable now, 2 when it is delayed and due before every other.
+const PUSH_ONE = `
+local function push_one(slot, delay, id, e, member)
+  redis.call('HINCRBY', KEYS[5], id, 1)
+  if delay > 0 then
+    local due = now_ms() + delay
+    local first = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+    redis.call('ZADD', KEYS[4], due, member .. e)
+    if first[2] == nil or due < tonumber(first[2]) then return 2 end
+    return 0
+  end
+  redis.call('RPUSH', KEYS[slot + 1], e)
+  return 1
 end
+`;
+
+// ARGV: groups of (slot, delayMs, jobId, E, delayed-member prefix). Wakes one leaser per deliverable job, and
+// one for a new earliest due time (so that it re-arms its timer for it).
+export const PUSH = `${COMMON}${PUSH_ONE}
+local n = 0
+for i = 1, #ARGV, 5 do
+  local r = push_one(tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+  if r > 0 then n = n + 1 end
+end
+wake(KEYS[6], n)
 return 1
 `;
 
-export const PUSH = COMMON + PUSH_BODY;
-
-// KEYS as PUSH plus leases, leased; ARGV as PUSH plus the token. Ack and push as one step.
-export const REQUEUE = `${COMMON}
-if redis.call('ZREM', KEYS[5], ARGV[5]) == 0 then return 0 end
-redis.call('HDEL', KEYS[6], ARGV[5])
-${PUSH_BODY}`;
-
-// KEYS: leases, leased. ARGV: token.
-export const ACK = `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
+// ARGV: token, then one push group. Ack and push as one step.
+export const REQUEUE = `${COMMON}${PUSH_ONE}
+if redis.call('ZREM', KEYS[7], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[8], ARGV[1])
+if push_one(tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]) > 0 then wake(KEYS[6], 1) end
 return 1
+`;
+
+// KEYS: leases, leased. ARGV: tokens. Returns 1 per token whose lease was held (and is now released), else 0.
+export const ACK = `
+local held, out = {}, {}
+for i, score in ipairs(redis.call('ZMSCORE', KEYS[1], unpack(ARGV))) do
+  if score then held[#held + 1] = ARGV[i]; out[i] = 1 else out[i] = 0 end
+end
+if #held > 0 then
+  redis.call('ZREM', KEYS[1], unpack(held))
+  redis.call('HDEL', KEYS[2], unpack(held))
+end
+return out
 `;
 
 // KEYS: leases. ARGV: token, ms.
@@ -65,9 +84,9 @@ redis.call('ZADD', KEYS[1], 'XX', now_ms() + tonumber(ARGV[2]), ARGV[1])
 return 1
 `;
 
-// KEYS: high, medium, low, delayed, leases, leased, ids, wake. ARGV: token, leaseMs.
-// Returns E (leased under the token), or when nothing is pending the ms until the next due delayed job or lease
-// deadline (-1: none), for the caller to sleep on.
+// KEYS: the channel keys (1..8). ARGV: token base, leaseMs, n. Leases up to n jobs, the i-th (from 0) under the
+// token "<base>.<i>", and returns their E's in order; when nothing is pending, returns the ms until the next due
+// delayed job or lease deadline (-1: none), for the caller to sleep on.
 export const LEASE = `${COMMON}
 local now = now_ms()
 local moved = 0
@@ -81,35 +100,46 @@ if #due > 0 then
 end
 -- leases whose holder went silent: their jobs go back to the head of their priority (they were first in line);
 -- walked backwards so that the earliest deadline ends up first
-local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, ${SWEEP_BATCH})
+local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, ${SWEEP_BATCH})
 if #expired > 0 then
   for i = #expired, 1, -1 do
-    local rec = redis.call('HGET', KEYS[6], expired[i])
+    local rec = redis.call('HGET', KEYS[8], expired[i])
     if rec then
       local e = string.sub(rec, 2)
       redis.call('LPUSH', KEYS[tonumber(string.sub(rec, 1, 1)) + 1], e)
-      redis.call('HINCRBY', KEYS[7], job_id(e), 1)
+      redis.call('HINCRBY', KEYS[5], job_id(e), 1)
     end
   end
-  redis.call('ZREM', KEYS[5], unpack(expired))
-  redis.call('HDEL', KEYS[6], unpack(expired))
+  redis.call('ZREM', KEYS[7], unpack(expired))
+  redis.call('HDEL', KEYS[8], unpack(expired))
   moved = moved + #expired
 end
+local want, deadline = tonumber(ARGV[3]), now + tonumber(ARGV[2])
+local out, scores, recs = {}, {}, {}
 for s = 1, 3 do
-  local e = redis.call('LPOP', KEYS[s])
-  if e then
-    local id = job_id(e)
-    if redis.call('HINCRBY', KEYS[7], id, -1) <= 0 then redis.call('HDEL', KEYS[7], id) end
-    redis.call('ZADD', KEYS[5], now + tonumber(ARGV[2]), ARGV[1])
-    redis.call('HSET', KEYS[6], ARGV[1], (s - 1) .. e)
-    wake(KEYS[8], moved - 1) -- this call takes one of the moved jobs; others must hear of the rest
-    return e
+  if #out >= want then break end
+  local es = redis.call('LPOP', KEYS[s], want - #out)
+  if es then
+    for _, e in ipairs(es) do
+      local id = job_id(e)
+      if redis.call('HINCRBY', KEYS[5], id, -1) <= 0 then redis.call('HDEL', KEYS[5], id) end
+      local token = ARGV[1] .. '.' .. #out
+      out[#out + 1] = e
+      scores[#scores + 1] = deadline; scores[#scores + 1] = token
+      recs[#recs + 1] = token; recs[#recs + 1] = (s - 1) .. e
+    end
   end
 end
+if #out > 0 then
+  redis.call('ZADD', KEYS[7], unpack(scores))
+  redis.call('HSET', KEYS[8], unpack(recs))
+  wake(KEYS[6], moved - #out) -- this call took some of the moved jobs; others must hear of the rest
+  return out
+end
 -- nothing pending: wake tokens left over are stale (a leaser that got a job without waiting left them)
-redis.call('DEL', KEYS[8])
+redis.call('DEL', KEYS[6])
 local at = nil
-for k = 4, 5 do
+for _, k in ipairs({4, 7}) do
   local first = redis.call('ZRANGE', KEYS[k], 0, 0, 'WITHSCORES')
   if first[2] and (at == nil or tonumber(first[2]) < at) then at = tonumber(first[2]) end
 end
