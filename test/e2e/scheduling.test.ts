@@ -46,9 +46,12 @@ describe("scheduling", () => {
         expect(commandOutput(r).stdout).toBe("tick\n");
       }
       const starts = tap.items.map((r) => Number(r.data.start_time));
+      // Runs follow a fixed grid (a late run does not shift the next), so one run delivered late on a loaded
+      // machine (the whole suite runs at once; ~250 ms was seen) shortens the next gap: the lower bound only
+      // rules out a tick fired twice (gap ~0), the upper bound a tick skipped.
       for (let i = 1; i < starts.length; i++) {
         const gap = starts[i] - starts[i - 1];
-        expect(gap, `gap between run ${i} and ${i + 1}`).toBeGreaterThanOrEqual(400);
+        expect(gap, `gap between run ${i} and ${i + 1}`).toBeGreaterThanOrEqual(150);
         expect(gap, `gap between run ${i} and ${i + 1}`).toBeLessThanOrEqual(800);
       }
       // store_success: the runs are in JobResultService too

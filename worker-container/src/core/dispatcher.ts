@@ -41,6 +41,7 @@ export class Dispatcher {
   private readonly stop = new AbortController();
   private loops: Promise<void>[] = [];
   private running = new Map<bigint, AbortController>();
+  private acking = new Set<Promise<unknown>>();
   private unsubscribeCancel?: () => void;
 
   constructor(
@@ -62,6 +63,7 @@ export class Dispatcher {
   async shutdown(): Promise<void> {
     this.stop.abort();
     await Promise.all(this.loops);
+    await Promise.all(this.acking);
     this.unsubscribeCancel?.();
   }
 
@@ -112,7 +114,7 @@ export class Dispatcher {
     if (!worker) {
       await outcomes.orphaned(job);
       if (d.streamingType !== StreamingType.NONE) await this.endStream(id);
-      await queue.ack(lease);
+      this.ack(lease);
       return;
     }
     const periodic = worker.data!.periodicInterval > 0;
@@ -122,7 +124,7 @@ export class Dispatcher {
     if (!claim) {
       const cancelled = () => outcomes.build(job, worker, ResultStatus.CANCELLED, utf8.encode("job cancelled"), { startTime, endTime: startTime });
       await outcomes.finish(job, worker, ResultStatus.CANCELLED, cancelled, undefined, where);
-      await queue.ack(lease);
+      this.ack(lease);
       return;
     }
 
@@ -132,7 +134,7 @@ export class Dispatcher {
       // WorkerService.Load waits for this; it is not a user job, so nothing is stored or broadcast
       await state.finish(id, claim);
       await this.deps.bus.publishResult(outcomes.build(job, worker, status, output, { startTime, endTime }), { broadcast: false, keepMs: 5_000 });
-      await queue.ack(lease);
+      this.ack(lease);
       return;
     }
 
@@ -149,7 +151,7 @@ export class Dispatcher {
         if (await state.markPendingForRetry(id, claim, endTime)) {
           if (durable && !periodic) await this.deps.store.updateJob(retry);
           await queue.requeue(lease, { ...lease.item, job: retry }, delay);
-        } else await queue.ack(lease); // cancelled meanwhile, or a newer attempt owns the job
+        } else this.ack(lease); // cancelled meanwhile, or a newer attempt owns the job
         return;
       }
     }
@@ -157,7 +159,18 @@ export class Dispatcher {
     const result = () => outcomes.build(job, worker, finalStatus, output, { startTime, endTime });
     await outcomes.finish(job, worker, finalStatus, result, claim, where);
     if (d.streamingType !== StreamingType.NONE) await this.endStream(id);
-    await queue.ack(lease);
+    this.ack(lease);
+  }
+
+  /**
+   * A handled job's ack is not waited for: the loop leases its next job meanwhile, so the ack and the next lease
+   * travel together (with other loops' in one script each). If the process dies first, the job runs again,
+   * as it would if it died just before acking.
+   */
+  private ack(lease: Lease): void {
+    const p = this.deps.queue.ack(lease).catch((e) => this.onError(e, lease.item.job));
+    this.acking.add(p);
+    void p.finally(() => this.acking.delete(p));
   }
 
   private endStream(id: bigint): Promise<void> {
