@@ -44,7 +44,8 @@ export async function servedCodec(api: Api, runnerName: string): Promise<ServedC
   };
   return {
     runner,
-    encodeSettings: (obj, type) => encodeWith(mainType(runner.data.runner_settings_proto, `${runnerName} settings`, type), obj),
+    // a runner without settings serves "" and takes empty settings bytes
+    encodeSettings: (obj, type) => (runner.data.runner_settings_proto.trim() === "" ? Buffer.alloc(0) : encodeWith(mainType(runner.data.runner_settings_proto, `${runnerName} settings`, type), obj)),
     encodeArgs: (obj, using, type) => encodeWith(mainType(method(using).args_proto, `${runnerName} args`, type), obj),
     decodeResult: (bytes, using, type) => decodeWith(mainType(method(using).result_proto, `${runnerName} result`, type), bytes),
   };
