@@ -40,7 +40,12 @@ export function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new RunnerError("ERROR_AND_RETRY", "cancelled");
 }
 
-export async function startProcess(a: CommandArgs, signal: AbortSignal, io: ProcessIo): Promise<RunningProcess> {
+export interface ProcessOptions {
+  /** Environment of the child (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startProcess(a: CommandArgs, signal: AbortSignal, io: ProcessIo, opts: ProcessOptions = {}): Promise<RunningProcess> {
   if (!a.command) throw new RunnerError("FATAL_ERROR", "command is empty");
   if (signal.aborted) throw abortError(signal);
   if (a.workingDir) {
@@ -52,7 +57,7 @@ export async function startProcess(a: CommandArgs, signal: AbortSignal, io: Proc
   let child: ChildProcess;
   try {
     // detached: the child leads its own process group so grandchildren can be killed with it.
-    child = spawn(a.command, a.args, { cwd: a.workingDir || undefined, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+    child = spawn(a.command, a.args, { cwd: a.workingDir || undefined, env: opts.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
   } catch (e) {
     // Synchronous failures are argument problems (e.g. NUL bytes).
     throw new RunnerError("FATAL_ERROR", `cannot spawn ${a.command}: ${(e as Error).message}`);
