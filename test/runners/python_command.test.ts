@@ -158,8 +158,11 @@ with zipfile.ZipFile(os.path.join(d, "tinyjw-0.1-py3-none-any.whl"), "w") as z:
       pythonVersion: PY_VERSION,
       requirementsSpec: { case: "packages", value: { list: [join(wheelDir, "tinyjw-0.1-py3-none-any.whl")] } },
     };
-    const r = await run(settings, { script: script("import tinyjw\nprint(tinyjw.VALUE)\n") });
-    expect(r.output).toBe("tiny-ok\n");
+    const r = await run(settings, { script: script("import sys, tinyjw\nprint(tinyjw.VALUE)\nprint(sys.prefix)\n") });
+    const [value, prefix] = r.output.trim().split("\n");
+    expect(value).toBe("tiny-ok");
+    // built in place: the venv's own scripts point at its final directory (a renamed venv's would not)
+    expect(readFileSync(join(prefix, "bin", "pip"), "utf8").split("\n")[0]).toMatch(new RegExp(`^#!${join(prefix, "bin", "python")}[0-9.]*$`));
     // a package that cannot be installed is FATAL_ERROR with pip's explanation
     await expectRunnerError(
       run({ pythonVersion: PY_VERSION, requirementsSpec: { case: "packages", value: { list: [join(wheelDir, "missing-0.1-py3-none-any.whl")] } } }, { script: script("") }),
@@ -191,7 +194,9 @@ with zipfile.ZipFile(os.path.join(d, "tinyjw-0.1-py3-none-any.whl"), "w") as z:
   it("an unavailable or malformed python_version is FATAL_ERROR with a clear message", async () => {
     await expectRunnerError(run({ pythonVersion: "3.99" }, { script: script("print(1)") }), "FATAL_ERROR", /python 3\.99 is not available/);
     await expectRunnerError(run({ pythonVersion: "latest" }, { script: script("print(1)") }), "FATAL_ERROR", /python_version must look like/);
-    // nothing half-built is left behind
-    expect(readdirSync(venvDir).filter((n) => n.startsWith(".tmp-"))).toEqual([]);
+    // nothing half-built is left behind: no build lock, and every venv there is finished
+    const names = readdirSync(venvDir);
+    expect(names.filter((n) => n.endsWith(".lock"))).toEqual([]);
+    expect(names.filter((n) => !existsSync(join(venvDir, n, ".ready")))).toEqual([]);
   });
 });

@@ -1,11 +1,12 @@
 // One Python virtual environment per distinct settings (version + packages), built once and shared by every job
-// and worker of the process — and by other processes using the same directory, since a finished venv only
-// appears under its final name through an atomic rename.
+// and worker of the process — and by other processes using the same directory: a venv is built in place (its
+// scripts hold absolute paths, so it cannot be built elsewhere and renamed) by whoever takes its lock directory
+// (mkdir is atomic); the others wait for its `.ready` marker.
 //
-// Layout: <baseDir>/py<version>-<hash of the settings>/ with a `.ready` marker written before the rename.
+// Layout: <baseDir>/py<version>-<hash of the settings>/ with `.ready` written last; <dir>.lock while building.
 // Built with uv when available (uv_path, or `uv` on PATH), else with `python3.X -m venv` + pip.
 import { createHash } from "node:crypto";
-import { access, mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { access, mkdir, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { RunnerError } from "../runner.js";
 import { capture, tail } from "./exec.js";
@@ -60,25 +61,41 @@ export class VenvCache {
 
   private async getOrBuild(key: string, spec: VenvSpec): Promise<Venv> {
     const dir = join(this.baseDir, key);
-    if (await exists(join(dir, READY))) return venvOf(dir);
+    const lock = `${dir}.lock`;
     await mkdir(this.baseDir, { recursive: true });
-    const tmp = await mkdtemp(join(this.baseDir, `.tmp-${key}-`));
+    const deadline = Date.now() + this.setupTimeoutMs;
+    for (;;) {
+      if (await exists(join(dir, READY))) return venvOf(dir);
+      if (await takeLock(lock, this.setupTimeoutMs)) break;
+      if (Date.now() > deadline) throw new RunnerError("ERROR_AND_RETRY", `timed out waiting for another process to build ${dir}`);
+      await sleep(200); // another process is building it
+    }
     try {
+      if (await exists(join(dir, READY))) return venvOf(dir); // finished just before we took the lock
+      await rm(dir, { recursive: true, force: true }); // leftovers of a build that died
       // Not tied to any one job's signal: other jobs may be waiting for the same venv.
-      await build(tmp, spec, AbortSignal.timeout(this.setupTimeoutMs));
-      await writeFile(join(tmp, READY), JSON.stringify(spec));
-      try {
-        await rename(tmp, dir);
-        this.builtCount++;
-      } catch (e) {
-        // Another process finished the same venv first: use theirs.
-        const code = (e as NodeJS.ErrnoException).code;
-        if ((code !== "ENOTEMPTY" && code !== "EEXIST") || !(await exists(join(dir, READY)))) throw e;
-      }
+      await build(dir, spec, AbortSignal.timeout(this.setupTimeoutMs));
+      await writeFile(join(dir, READY), JSON.stringify(spec));
+      this.builtCount++;
       return venvOf(dir);
     } finally {
-      await rm(tmp, { recursive: true, force: true });
+      await rm(lock, { recursive: true, force: true });
     }
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** mkdir is atomic: true when this caller created the lock. A lock older than a whole build is a dead builder's. */
+async function takeLock(lock: string, staleMs: number): Promise<boolean> {
+  try {
+    await mkdir(lock);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+    if (age > staleMs) await rm(lock, { recursive: true, force: true });
+    return false;
   }
 }
 
