@@ -74,7 +74,12 @@ export class VenvCache {
       if (await exists(join(dir, READY))) return venvOf(dir); // finished just before we took the lock
       await rm(dir, { recursive: true, force: true }); // leftovers of a build that died
       // Not tied to any one job's signal: other jobs may be waiting for the same venv.
-      await build(dir, spec, AbortSignal.timeout(this.setupTimeoutMs));
+      try {
+        await build(dir, spec, AbortSignal.timeout(this.setupTimeoutMs));
+      } catch (e) {
+        await rm(dir, { recursive: true, force: true }); // a failed build leaves nothing half-made
+        throw e;
+      }
       await writeFile(join(dir, READY), JSON.stringify(spec));
       this.builtCount++;
       return venvOf(dir);
