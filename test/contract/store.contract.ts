@@ -198,6 +198,9 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(await store.findRunnerByName("mcp")).toEqual(r);
         expect(await store.findRunner(BIG_RUNNER + 1n)).toBeUndefined();
         expect(await store.findRunnerByName("nope")).toBeUndefined();
+        expect(await store.updateRunner(BIG_RUNNER, { description: "new", definition: '{"transport":"stdio"}' })).toBe(true);
+        expect(await store.findRunner(BIG_RUNNER)).toEqual({ ...r, description: "new", definition: '{"transport":"stdio"}' });
+        expect(await store.updateRunner(BIG_RUNNER + 1n, { description: "x", definition: "y" })).toBe(false);
         expect(await store.deleteRunner(BIG_RUNNER)).toBe(true);
         expect(await store.deleteRunner(BIG_RUNNER)).toBe(false);
         expect(await store.findRunner(BIG_RUNNER)).toBeUndefined();

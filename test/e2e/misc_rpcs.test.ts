@@ -158,13 +158,13 @@ describe("NOT_FOUND / UNIMPLEMENTED / FAILED_PRECONDITION", () => {
     expectCode(await expectRpcError(fx.api.job.Delete({ value: "123456789012" })), Status.NOT_FOUND);
   });
 
-  it("RunnerService.Create of MCP_SERVER / PLUGIN -> UNIMPLEMENTED; Delete of built-in runner 1 -> FAILED_PRECONDITION (it stays)", async () => {
+  it("RunnerService.Create of PLUGIN with no module there -> FAILED_PRECONDITION, of MCP_SERVER without a transport -> INVALID_ARGUMENT; Delete of built-in runner 1 -> FAILED_PRECONDITION (it stays)", async () => {
     const before = Number((await fx.api.runner.CountBy({})).response.total);
-    for (const runner_type of ["MCP_SERVER", "PLUGIN"]) {
+    for (const [runner_type, code] of [["MCP_SERVER", Status.INVALID_ARGUMENT], ["PLUGIN", Status.FAILED_PRECONDITION]] as const) {
       const err = await expectRpcError(
         fx.api.runner.Create({ name: `misc-${runner_type.toLowerCase()}`, description: "e2e", runner_type, definition: "{}" }),
       );
-      expectCode(err, Status.UNIMPLEMENTED);
+      expectCode(err, code);
     }
     expect(Number((await fx.api.runner.CountBy({})).response.total), "no runner was registered").toBe(before);
 

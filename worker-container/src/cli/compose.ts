@@ -29,11 +29,21 @@ import { RunnerInstances } from "../core/runner_instances.js";
 import { RunnerRegistry } from "../core/runners.js";
 import type { System } from "../core/system.js";
 import { WorkerDefinitions } from "../core/workers.js";
-import { ResponseType } from "../gen/jobworkerp/data/common_pb.js";
+import { ResponseType, RunnerType } from "../gen/jobworkerp/data/common_pb.js";
+import { mcpRunnerLoader } from "../runners/mcp/index.js";
+import { registerConfiguredServers } from "../runners/mcp/registration.js";
 import { WorkerInstanceSchema } from "../gen/jobworkerp/data/worker_instance_pb.js";
 import { commandRunner } from "../runners/command/index.js";
+import { dockerRunner } from "../runners/docker/index.js";
+import { grpcRunner, grpcUnaryRunner } from "../runners/grpc/index.js";
 import { httpRequestRunner } from "../runners/http_request/index.js";
+import { llmRunner } from "../runners/llm/index.js";
+import { LateBoundToolHost } from "../runners/llm/tools.js";
+import { SystemFunctions } from "../core/functions.js";
 import { noopRunner } from "../runners/noop/index.js";
+import { pluginRunnerLoader, registerPlugins } from "../runners/plugin/register.js";
+import { pythonCommandRunner } from "../runners/python_command/index.js";
+import { slackPostMessageRunner } from "../runners/slack/index.js";
 import { ConfigError, type Config } from "./config.js";
 
 /**
@@ -117,15 +127,30 @@ async function scalableBackends(cfg: Config, runners: RunnerRegistry): Promise<B
 }
 
 export async function compose(cfg: Config, log: Logger): Promise<Running> {
-  const runners = new RunnerRegistry([commandRunner, httpRequestRunner, ...(cfg.enableNoopRunner ? [noopRunner] : [])]);
+  // the LLM runner calls workers/runners as tools through the System, which is built below
+  const llmTools = new LateBoundToolHost();
+  const runners = new RunnerRegistry([commandRunner, httpRequestRunner, grpcRunner, grpcUnaryRunner, dockerRunner({ dockerHost: cfg.dockerHost }), pythonCommandRunner({ venvDir: cfg.pythonVenvDir }), slackPostMessageRunner({ apiBaseUrl: cfg.slackApiBaseUrl }), llmRunner(llmTools, { apiKey: cfg.llmApiKey }), ...(cfg.enableNoopRunner ? [noopRunner] : [])]);
   const embedded = cfg.storageType === "Standalone";
   const b = embedded ? await standaloneBackends(cfg, runners, log) : await scalableBackends(cfg, runners);
   const { store, queue, state, bus, instances } = b;
   const runsJobs = cfg.role !== "front";
 
   const ids = new SnowflakeGenerator(b.snowflakeNode);
+  // dynamic runners: rows of the runner table loaded by type (MCP servers from MCP_CONFIG or RunnerService.Create)
+  runners.setLoader(RunnerType.MCP_SERVER, mcpRunnerLoader);
+  runners.attach(store, bus);
+  await registerConfiguredServers({ store, ids, runners }, cfg.mcpConfig.path, cfg.mcpConfig.explicit, log);
+  // plugin modules (JS/TS, each instance in a worker thread) from PLUGINS_RUNNER_DIR; a bad one is skipped
+  runners.setLoader(RunnerType.PLUGIN, pluginRunnerLoader(cfg.plugins));
+  if (cfg.plugins.dir) {
+    const skip = (file: string, err: Error) => log.error({ plugin: file, err: err.message }, "plugin runner skipped");
+    for (const row of await registerPlugins({ store, ids, runners }, cfg.plugins.dir, skip, cfg.plugins)) {
+      log.info({ runner: row.name, id: row.id.toString(), path: row.definition }, "plugin runner ready");
+    }
+  }
   const workers = new WorkerDefinitions(store, runners, bus);
   const runnerInstances = new RunnerInstances();
+  runners.onForget((runnerId) => void runnerInstances.dropRunner(runnerId));
   workers.onChange((id) => void runnerInstances.drop(id));
   const outcomes = new JobOutcomes(store, state, bus, ids, cfg.expireJobResultMs);
   const lookaheadMs = Math.max(2 * cfg.fetchIntervalMs, 2000);
@@ -148,6 +173,7 @@ export async function compose(cfg: Config, log: Logger): Promise<Running> {
     channels: cfg.channels,
     instanceTimeoutMs: cfg.instanceTimeoutMs,
   };
+  llmTools.bind(new SystemFunctions(system));
 
   if (!embedded && cfg.restoreAtStartup) {
     const n = await restoreJobs(system, true, 100_000);

@@ -1,4 +1,6 @@
 // The one place that reads process.env: turns jobworkerp's environment variables into a typed config.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ChannelConcurrency } from "../core/dispatcher.js";
 import { DEFAULT_CHANNEL } from "../core/workers.js";
 
@@ -29,6 +31,18 @@ export interface Config {
   logLevel: string;
   /** Register the NOOP runner (benchmarks and tests only). */
   enableNoopRunner: boolean;
+  /** LLM runner, `genai` settings: bearer token of the OpenAI-compatible API (LLM_API_KEY, else OPENAI_API_KEY). */
+  llmApiKey?: string;
+  /** Directory of plugin modules (JS/TS ES modules) registered as PLUGIN runners at start (PLUGINS_RUNNER_DIR). */
+  plugins: { dir?: string; loadTimeoutMs: number; createTimeoutMs: number };
+  /** TOML file of MCP servers that become MCP_SERVER runners (MCP_CONFIG, default mcp-settings.toml; `explicit` when set). */
+  mcpConfig: { path: string; explicit: boolean };
+  /** Docker Engine API for the DOCKER runner (DOCKER_HOST: unix:///path or tcp://host:port; Podman's service works too). */
+  dockerHost: string;
+  /** PYTHON_COMMAND: directory of the shared virtual environments (PYTHON_VENV_DIR). */
+  pythonVenvDir: string;
+  /** SLACK_POST_MESSAGE: Slack Web API base URL (SLACK_API_BASE_URL). */
+  slackApiBaseUrl: string;
 }
 
 export class ConfigError extends Error {}
@@ -80,6 +94,16 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
     instanceTimeoutMs: int(env, "WORKER_INSTANCE_TIMEOUT_SEC", 90, 1) * 1000,
     logLevel: env.LOG_LEVEL ?? "info",
     enableNoopRunner: (env.JOBWORKERP_ENABLE_NOOP_RUNNER ?? "").toLowerCase() === "true",
+    llmApiKey: env.LLM_API_KEY || env.OPENAI_API_KEY || undefined,
+    plugins: {
+      dir: env.PLUGINS_RUNNER_DIR || undefined,
+      loadTimeoutMs: int(env, "PLUGIN_LOAD_TIMEOUT_SECS", 10, 1) * 1000,
+      createTimeoutMs: int(env, "PLUGIN_INSTANTIATE_TIMEOUT_SECS", 5, 1) * 1000,
+    },
+    mcpConfig: { path: env.MCP_CONFIG || "mcp-settings.toml", explicit: !!env.MCP_CONFIG },
+    dockerHost: env.DOCKER_HOST || "unix:///var/run/docker.sock",
+    pythonVenvDir: env.PYTHON_VENV_DIR || join(tmpdir(), "jobworkerp-python-venvs"),
+    slackApiBaseUrl: httpUrl(env, "SLACK_API_BASE_URL", "https://slack.com/api"),
   };
 }
 
@@ -98,4 +122,10 @@ function redisUrl(env: NodeJS.ProcessEnv): string {
   if (env.REDIS_USERNAME) u.username = encodeURIComponent(env.REDIS_USERNAME);
   if (env.REDIS_PASSWORD) u.password = encodeURIComponent(env.REDIS_PASSWORD);
   return u.toString();
+}
+
+function httpUrl(env: NodeJS.ProcessEnv, name: string, def: string): string {
+  const raw = env[name] || def;
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) throw new ConfigError(`${name} must be an http(s) URL, got '${raw}'`);
+  return raw;
 }

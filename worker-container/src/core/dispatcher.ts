@@ -177,6 +177,15 @@ export class Dispatcher {
     return this.deps.bus.publishChunk(id, create(ResultOutputItemSchema, { item: { case: "end", value: { metadata: {} } } }));
   }
 
+  /** A dynamic runner (e.g. an MCP server) this process has not loaded yet: from its row; failing to load fails the job. */
+  private async findDynamic(runnerId: bigint) {
+    try {
+      return await this.deps.runners.find(runnerId);
+    } catch (e) {
+      throw new RunnerError("ERROR_AND_RETRY", `runner ${runnerId} could not be loaded: ${(e as Error).message}`);
+    }
+  }
+
   /** Run the runner once; never throws: failures become a status and a UTF-8 message. */
   private async run(job: Job, worker: Worker, ch: ChannelConcurrency, loadOnly: boolean): Promise<[ResultStatus, Uint8Array]> {
     const d = job.data!;
@@ -185,8 +194,9 @@ export class Dispatcher {
     this.running.set(id, controller);
     const timer = d.timeout > 0n ? longTimeout(() => controller.abort(new TimedOut(d.timeout)), d.timeout) : undefined;
     try {
-      const def = this.deps.runners.get(worker.data!.runnerId!.value);
-      if (!def) throw new RunnerError("FATAL_ERROR", `runner ${worker.data!.runnerId!.value} is not available in this process`);
+      const runnerId = worker.data!.runnerId!.value;
+      const def = this.deps.runners.get(runnerId) ?? (await this.findDynamic(runnerId));
+      if (!def) throw new RunnerError("FATAL_ERROR", `runner ${runnerId} is not available in this process`);
       const [using] = resolveMethod(def, d.using);
       const borrowed = await this.deps.runnerInstances.acquire(worker, def, ch.concurrency);
       let broken = false;

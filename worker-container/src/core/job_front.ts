@@ -61,14 +61,23 @@ export class JobFront {
     private readonly deps: Pick<System, "store" | "queue" | "state" | "bus" | "workers" | "runners" | "outcomes" | "ids" | "clock">,
   ) {}
 
+  /** A dynamic runner (e.g. an MCP server) not loaded in this process yet. */
+  private async findDynamic(runnerId: bigint, workerName: string) {
+    try {
+      return await this.deps.runners.find(runnerId);
+    } catch (e) {
+      throw new AppError("FAILED_PRECONDITION", `runner ${runnerId} of worker '${workerName}' is not available: ${(e as Error).message}`);
+    }
+  }
+
   /** Validate a request into a Job (no side effects). */
   async prepare(req: JobRequest, metadata: Record<string, string>, mode: EnqueueMode): Promise<{ job: Job; worker: Worker }> {
     const worker = await this.deps.workers.resolve(req.worker);
     const w = worker.data!;
-    const def = this.deps.runners.get(w.runnerId!.value);
+    const def = this.deps.runners.get(w.runnerId!.value) ?? (await this.findDynamic(w.runnerId!.value, w.name));
     if (!def) throw new AppError("FAILED_PRECONDITION", `runner ${w.runnerId!.value} of worker '${w.name}' is not available`);
     const [using, method] = resolveMethod(def, req.using);
-    decodeOrInvalid(method.argsSchema, req.args, "args");
+    if (!(method.acceptsJsonArgs && isJsonObjectText(req.args))) decodeOrInvalid(method.argsSchema, req.args, "args");
     if (method.requireClientStream) throw invalid(`method '${using}' of ${def.name} needs EnqueueWithClientStream`);
 
     const priority = req.priority ?? 0;
@@ -177,6 +186,17 @@ export class JobFront {
   /** A job by id: queued/running (from job state) or durable (from the store). */
   async find(id: bigint): Promise<Job | undefined> {
     return (await this.deps.state.find(id))?.job ?? (await this.deps.store.findJob(id));
+  }
+}
+
+/** UTF-8 JSON object text (accepted as args by runners with acceptsJsonArgs; a proto3 message never starts with '{'). */
+function isJsonObjectText(b: Uint8Array): boolean {
+  if (b.length === 0 || b[0] !== 0x7b) return false;
+  try {
+    const v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(b)) as unknown;
+    return typeof v === "object" && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
   }
 }
 

@@ -85,6 +85,8 @@ export interface Store {
 
   // runners
   createRunner(row: RunnerRow): Promise<void>; // duplicate name → ALREADY_EXISTS
+  /** Replace a runner's description and definition (e.g. an MCP server whose MCP_CONFIG entry changed). False when gone. */
+  updateRunner(id: bigint, patch: { description: string; definition: string }): Promise<boolean>;
   deleteRunner(id: bigint): Promise<boolean>;
   findRunner(id: bigint): Promise<RunnerRow | undefined>;
   findRunnerByName(name: string): Promise<RunnerRow | undefined>;
@@ -256,7 +258,10 @@ export interface ResultBus {
   /** Cross-process cancellation signal for running jobs. */
   publishCancel(jobId: bigint): Promise<void>;
   onCancel(listener: (jobId: bigint) => void): () => void;
-  /** Cross-process signal that a worker definition changed (caches and static runner pools drop it). */
+  /**
+   * Cross-process signal that a worker definition changed (caches and static runner pools drop it). A negative id
+   * is a dynamic runner's id negated (RunnerRegistry.changed): its loaded definition is dropped.
+   */
   publishWorkerChanged(workerId: bigint): Promise<void>;
   onWorkerChanged(listener: (workerId: bigint) => void): () => void;
   close(): Promise<void>;

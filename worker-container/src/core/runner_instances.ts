@@ -14,7 +14,11 @@ class Pool {
   created = 0;
   waiters: Array<(i: RunnerInstance | undefined) => void> = [];
   dropped = false;
-  constructor(readonly size: number) {}
+  constructor(
+    readonly size: number,
+    /** The definition the instances came from: a reloaded dynamic runner (e.g. refreshed MCP server) gets a new pool. */
+    readonly def: RunnerDefinition,
+  ) {}
 }
 
 export class RunnerInstances {
@@ -23,19 +27,23 @@ export class RunnerInstances {
   async acquire(worker: Worker, def: RunnerDefinition, poolSize: number): Promise<Borrowed> {
     const settings = worker.data!.runnerSettings;
     if (!worker.data!.useStatic) {
-      const instance = await def.create(settings);
+      const instance = await def.create(settings, { useStatic: false });
       return { instance, release: async () => void (await instance.close?.()) };
     }
     const id = worker.id!.value;
     let pool = this.pools.get(id);
-    if (!pool) this.pools.set(id, (pool = new Pool(Math.max(1, poolSize))));
+    if (pool && pool.def !== def) {
+      void this.drop(id); // leaves the map at once; its idle instances close in the background
+      pool = undefined;
+    }
+    if (!pool) this.pools.set(id, (pool = new Pool(Math.max(1, poolSize), def)));
     const p = pool;
     let instance = p.idle.pop();
     if (!instance) {
       if (p.created < p.size) {
         p.created++;
         try {
-          instance = await def.create(settings);
+          instance = await def.create(settings, { useStatic: true });
         } catch (e) {
           p.created--;
           throw e;
@@ -71,6 +79,12 @@ export class RunnerInstances {
     for (const w of p.waiters.splice(0)) w(undefined);
     await Promise.all(p.idle.splice(0).map((i) => i.close?.()));
     return true;
+  }
+
+  /** Drop the static pools built from a runner (a dynamic runner deleted or refreshed). */
+  async dropRunner(runnerId: bigint): Promise<void> {
+    const ids = [...this.pools].filter(([, p]) => p.def.id === runnerId).map(([id]) => id);
+    await Promise.all(ids.map((id) => this.drop(id)));
   }
 
   async closeAll(): Promise<void> {

@@ -7,7 +7,7 @@ import {
   RetryTypeSchema,
 } from "../gen/jobworkerp/data/common_pb.js";
 import { WorkerSchema, type Worker, type WorkerData } from "../gen/jobworkerp/data/worker_pb.js";
-import { invalid, notFound } from "./errors.js";
+import { failedPrecondition, invalid, notFound } from "./errors.js";
 import type { ResultBus, Store } from "./ports.js";
 import type { RunnerRegistry } from "./runners.js";
 import { checkEnum, checkName, decodeOrInvalid } from "./validate.js";
@@ -49,12 +49,15 @@ export class WorkerDefinitions {
     checkName(data.name, "name");
     if (!data.runnerId) throw invalid("runner_id is required");
     const runnerId = data.runnerId.value;
-    const def = this.runners.get(runnerId);
+    let def = this.runners.get(runnerId);
     if (!def) {
       const row = await this.store.findRunner(runnerId);
-      throw row
-        ? invalid(`runner ${row.name} (${runnerId}) is registered but not available in this process`)
-        : invalid(`runner_id ${runnerId} does not exist`);
+      if (!row) throw invalid(`runner_id ${runnerId} does not exist`);
+      // a dynamic runner (e.g. an MCP server) is loaded from its row
+      const loaded = this.runners.hasLoader(row.runnerType) ? await this.runners.load(row).catch((e: Error) => e) : undefined;
+      if (loaded instanceof Error) throw failedPrecondition(`runner ${row.name} (${runnerId}) cannot be used now: ${loaded.message}`);
+      if (!loaded) throw invalid(`runner ${row.name} (${runnerId}) is registered but not available in this process`);
+      def = loaded;
     }
     if (def.settingsSchema) decodeOrInvalid(def.settingsSchema, data.runnerSettings, "runner_settings");
     else if (data.runnerSettings.length > 0 && def.settingsProto === "") {

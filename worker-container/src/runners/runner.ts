@@ -18,6 +18,8 @@ export interface MethodDefinition {
   description?: string;
   outputType: StreamingOutputType;
   requireClientStream?: boolean;
+  /** Args may also be UTF-8 JSON object text instead of an args message (MCP tools, as jobworkerp-rs allows). */
+  acceptsJsonArgs?: boolean;
 }
 
 export interface RunnerDefinition {
@@ -31,11 +33,18 @@ export interface RunnerDefinition {
   settingsSchema?: DescMessage;
   /** Method name → schema; single-method runners use "run". */
   methods: Record<string, MethodDefinition>;
+  /** The method a job without `using` runs, for runners with several (GRPC: unary); none means `using` is required. */
+  defaultMethod?: string;
   /**
    * Validate settings and build an instance. Throws RunnerError("FATAL_ERROR") for bad settings.
    * Called once per job, or once per pool slot when the worker has use_static.
    */
-  create(settings: Uint8Array): Promise<RunnerInstance>;
+  create(settings: Uint8Array, opts?: CreateOptions): Promise<RunnerInstance>;
+}
+
+export interface CreateOptions {
+  /** The instance will be reused for many jobs (use_static) rather than closed after one (e.g. DOCKER keeps a container). */
+  useStatic: boolean;
 }
 
 export interface RunContext {

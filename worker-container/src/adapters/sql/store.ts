@@ -196,6 +196,15 @@ export class SqlStore implements Store {
     );
   }
 
+  async updateRunner(id: bigint, patch: { description: string; definition: string }): Promise<boolean> {
+    const res = await this.db
+      .updateTable("runner")
+      .set({ description: patch.description, definition: patch.definition })
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return res.numUpdatedRows > 0n;
+  }
+
   async deleteRunner(id: bigint): Promise<boolean> {
     const res = await this.db.deleteFrom("runner").where("id", "=", id).executeTakeFirst();
     return res.numDeletedRows > 0n;
