@@ -137,6 +137,24 @@ describe("RedisResultBus across processes", () => {
     }
   });
 
+  it("a definition change published on one reaches the other's onChanged listeners (worker and runner ids intact)", async () => {
+    const { a, b, close } = twoBuses();
+    const heard: [string, bigint][] = [];
+    try {
+      const off = b.onChanged((kind, id) => heard.push([kind, id]));
+      await b.subscribed();
+      const [w, r] = [newId(), newId()];
+      await a.publishChanged("worker", w);
+      await a.publishChanged("runner", r);
+      const deadline = Date.now() + 1000;
+      while (heard.length < 2 && Date.now() < deadline) await sleep(2);
+      expect(heard).toEqual([["worker", w], ["runner", r]]);
+      off();
+    } finally {
+      await close();
+    }
+  });
+
   it("listeners share one subscription per channel, released when the last one leaves", async () => {
     const { b, prefix, close } = twoBuses();
     const job = newId();

@@ -317,6 +317,22 @@ export function describeResultBusContract(name: string, open: () => Promise<Resu
       await expectDone(pre);
     });
 
+    // ------------------------------------------------------------ definition changes
+
+    it("publishChanged reaches onChanged listeners with the kind (worker or runner) and the id", async () => {
+      const heard: [string, bigint][] = [];
+      const off = bus.onChanged((kind, id) => heard.push([kind, id]));
+      const [w, r] = [newId(), newId()];
+      await bus.publishChanged("worker", w);
+      await bus.publishChanged("runner", r);
+      await until(() => heard.length === 2);
+      expect(heard).toEqual([["worker", w], ["runner", r]]);
+      off();
+      await bus.publishChanged("worker", newId());
+      await sleep(20);
+      expect(heard).toHaveLength(2);
+    });
+
     // ------------------------------------------------------------ cancel
 
     it("publishCancel reaches every onCancel listener; the returned function unsubscribes", async () => {

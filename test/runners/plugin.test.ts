@@ -252,7 +252,7 @@ describe("PLUGIN runner registration", () => {
       // another process (no start-up registration) loads the row through the PLUGIN loader
       const other = new RunnerRegistry([]);
       other.setLoader(RunnerType.PLUGIN, pluginRunnerLoader());
-      other.attach(store, { publishWorkerChanged: async () => {}, onWorkerChanged: () => () => {} } as never);
+      other.attach(store, { publishChanged: async () => {}, onChanged: () => () => {} } as never);
       expect((await other.find(first.rows[0].id))?.methods.run.outputType).toBe(StreamingOutputType.NON_STREAMING);
     } finally {
       await store.close();

@@ -259,13 +259,15 @@ export interface ResultBus {
   publishCancel(jobId: bigint): Promise<void>;
   onCancel(listener: (jobId: bigint) => void): () => void;
   /**
-   * Cross-process signal that a worker definition changed (caches and static runner pools drop it). A negative id
-   * is a dynamic runner's id negated (RunnerRegistry.changed): its loaded definition is dropped.
+   * Cross-process signal that a definition changed: a worker (caches and static runner pools drop it) or a
+   * dynamic runner (its loaded definition is dropped; RunnerRegistry.changed).
    */
-  publishWorkerChanged(workerId: bigint): Promise<void>;
-  onWorkerChanged(listener: (workerId: bigint) => void): () => void;
+  publishChanged(kind: DefinitionKind, id: bigint): Promise<void>;
+  onChanged(listener: (kind: DefinitionKind, id: bigint) => void): () => void;
   close(): Promise<void>;
 }
+
+export type DefinitionKind = "worker" | "runner";
 
 // ---------------------------------------------------------------- Worker instances (memory, Redis)
 

@@ -4,8 +4,8 @@
 //
 // Dynamic runners in several processes: any process that does not know a runner id reads its row from the
 // store and loads it. A change (RunnerService.Delete / RefreshMcpRunner, a changed MCP_CONFIG entry) is
-// announced with `changed(id)`, which travels over the ResultBus's worker-changed signal with the runner id
-// negated (worker ids are positive, so worker caches ignore it) and makes every process drop its copy.
+// announced with `changed(id)`, which travels over the ResultBus's definition-changed signal and makes every
+// process drop its copy.
 import { create } from "@bufbuild/protobuf";
 import type { RunnerType } from "../gen/jobworkerp/data/common_pb.js";
 import {
@@ -41,7 +41,7 @@ export class RunnerRegistry {
   private loaders = new Map<RunnerType, RunnerLoader>();
   private loaded = new Map<bigint, Loaded>();
   private store?: Pick<Store, "findRunner">;
-  private bus?: Pick<ResultBus, "publishWorkerChanged">;
+  private bus?: Pick<ResultBus, "publishChanged">;
 
   constructor(definitions: RunnerDefinition[], loaders: Partial<Record<RunnerType, RunnerLoader>> = {}) {
     for (const d of definitions) this.byId.set(d.id, d);
@@ -58,12 +58,10 @@ export class RunnerRegistry {
   }
 
   /** Connect to the backends: rows of unknown ids come from `store`, change signals travel over `bus`. */
-  attach(store: Pick<Store, "findRunner">, bus: Pick<ResultBus, "publishWorkerChanged" | "onWorkerChanged">): void {
+  attach(store: Pick<Store, "findRunner">, bus: Pick<ResultBus, "publishChanged" | "onChanged">): void {
     this.store = store;
     this.bus = bus;
-    bus.onWorkerChanged((id) => {
-      if (id < 0n) this.forget(-id);
-    });
+    bus.onChanged((kind, id) => kind === "runner" && this.forget(id));
   }
 
   /** A built-in runner, or a dynamic one already loaded in this process (synchronous). */
@@ -136,7 +134,7 @@ export class RunnerRegistry {
   /** A dynamic runner changed or was deleted: every process drops its copy. */
   async changed(id: bigint): Promise<void> {
     this.forget(id);
-    await this.bus?.publishWorkerChanged(-id);
+    await this.bus?.publishChanged("runner", id);
   }
 
   /** Rows to seed into the store's runner table. */

@@ -26,7 +26,7 @@ export class WorkerDefinitions {
     private readonly bus: ResultBus,
   ) {
     // A change made through any process reaches every process (Scalable: over Redis pub/sub).
-    bus.onWorkerChanged((id) => this.forget(id));
+    bus.onChanged((kind, id) => kind === "worker" && this.forget(id));
   }
 
   /** Called when a worker changes, is deleted or released (static runner pools drop their instances). */
@@ -42,7 +42,7 @@ export class WorkerDefinitions {
   /** Tell every process that a worker's definition (or its static pool) must be dropped. */
   async changed(id: bigint): Promise<void> {
     this.forget(id); // at once here, whatever the transport's delay
-    await this.bus.publishWorkerChanged(id);
+    await this.bus.publishChanged("worker", id);
   }
 
   async validate(data: WorkerData): Promise<void> {

@@ -3,7 +3,7 @@
 import type { ResultOutputItem } from "../../gen/jobworkerp/data/common_pb.js";
 import type { JobResult } from "../../gen/jobworkerp/data/job_result_pb.js";
 import { AsyncQueue, MAX_TIMER_MS } from "../../core/async.js";
-import type { ResultBus } from "../../core/ports.js";
+import type { DefinitionKind, ResultBus } from "../../core/ports.js";
 
 export class MemoryResultBus implements ResultBus {
   private kept = new Map<bigint, { result: JobResult; timer: NodeJS.Timeout }>();
@@ -11,7 +11,7 @@ export class MemoryResultBus implements ResultBus {
   private workerSubs = new Map<bigint, Set<AsyncQueue<JobResult>>>();
   private chunkSubs = new Map<bigint, Set<AsyncQueue<ResultOutputItem>>>();
   private cancelListeners = new Set<(jobId: bigint) => void>();
-  private workerListeners = new Set<(workerId: bigint) => void>();
+  private changeListeners = new Set<(kind: DefinitionKind, id: bigint) => void>();
 
   async publishResult(result: JobResult, opts: { broadcast: boolean; keepMs: number }): Promise<void> {
     const jobId = result.data!.jobId!.value;
@@ -99,13 +99,13 @@ export class MemoryResultBus implements ResultBus {
     return () => this.cancelListeners.delete(listener);
   }
 
-  async publishWorkerChanged(workerId: bigint): Promise<void> {
-    for (const l of this.workerListeners) l(workerId);
+  async publishChanged(kind: DefinitionKind, id: bigint): Promise<void> {
+    for (const l of this.changeListeners) l(kind, id);
   }
 
-  onWorkerChanged(listener: (workerId: bigint) => void): () => void {
-    this.workerListeners.add(listener);
-    return () => this.workerListeners.delete(listener);
+  onChanged(listener: (kind: DefinitionKind, id: bigint) => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
   }
 
   async close(): Promise<void> {

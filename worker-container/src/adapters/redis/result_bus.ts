@@ -6,7 +6,7 @@
 //   P:ch:worker:<workerId>     channel: broadcast results of a worker (ListenByWorker)
 //   P:ch:chunk:<jobId>         channel: streamed chunks of a job, in publish order, up to the end item
 //   P:ch:cancel                channel: ids of jobs to cancel, heard by every process's onCancel listeners
-//   P:ch:worker-changed        channel: ids of workers whose definition changed (caches, static pools)
+//   P:ch:changed               channel: "worker:<id>" / "runner:<id>" of definitions that changed (caches, pools)
 // Messages are the protobuf bytes (JobResult, ResultOutputItem) or the job id in decimal: ids never pass
 // through JS numbers.
 //
@@ -24,7 +24,7 @@ import type { ChainableCommander, Redis } from "ioredis";
 import { ResultOutputItemSchema, type ResultOutputItem } from "../../gen/jobworkerp/data/common_pb.js";
 import { JobResultSchema, type JobResult } from "../../gen/jobworkerp/data/job_result_pb.js";
 import { AsyncQueue, MAX_TIMER_MS } from "../../core/async.js";
-import type { ResultBus } from "../../core/ports.js";
+import type { DefinitionKind, ResultBus } from "../../core/ports.js";
 import { DEFAULT_PREFIX } from "./keys.js";
 
 export interface RedisResultBusOptions {
@@ -83,7 +83,7 @@ export class RedisResultBus implements ResultBus {
   private workerChannel = (workerId: bigint) => `${this.prefix}:ch:worker:${workerId}`;
   private chunkChannel = (jobId: bigint) => `${this.prefix}:ch:chunk:${jobId}`;
   private cancelChannel = () => `${this.prefix}:ch:cancel`;
-  private workerChangedChannel = () => `${this.prefix}:ch:worker-changed`;
+  private changedChannel = () => `${this.prefix}:ch:changed`;
 
   /** Add a local listener of a channel (subscribing it if it is the first); returns the remover. */
   private listen(name: string, handler: (message: Buffer) => void): { off: () => void; ready: Promise<void> } {
@@ -213,14 +213,18 @@ export class RedisResultBus implements ResultBus {
     return off;
   }
 
-  async publishWorkerChanged(workerId: bigint): Promise<void> {
-    const channel = this.workerChangedChannel();
+  /** Message "<kind>:<id>". */
+  async publishChanged(kind: DefinitionKind, id: bigint): Promise<void> {
+    const channel = this.changedChannel();
     await this.settled(channel);
-    await this.redis.publish(channel, workerId.toString());
+    await this.redis.publish(channel, `${kind}:${id}`);
   }
 
-  onWorkerChanged(listener: (workerId: bigint) => void): () => void {
-    const { off } = this.listen(this.workerChangedChannel(), (msg) => listener(BigInt(msg.toString())));
+  onChanged(listener: (kind: DefinitionKind, id: bigint) => void): () => void {
+    const { off } = this.listen(this.changedChannel(), (msg) => {
+      const [kind, id] = msg.toString().split(":");
+      if ((kind === "worker" || kind === "runner") && /^\d+$/.test(id ?? "")) listener(kind, BigInt(id));
+    });
     return off;
   }
 
