@@ -77,10 +77,12 @@ describe("channels", () => {
 
   it("HIGH-priority jobs queued behind a blocker run before LOW ones (FIFO within a priority)", async () => {
     const log = path.join(fx.server.tmpDir, "priority-order.log");
+    const go = path.join(fx.server.tmpDir, "priority-go");
     const workerId = await createCommandWorker(fx.api, { response_type: "NO_RESULT", channel: "single" });
+    // the blocker holds the only slot until every other job is queued (however slow the machine is)
     const blocker = await fx.api.job.Enqueue({
       worker_id: { value: workerId },
-      args: shArgs(`echo blocker >> '${log}'; sleep 0.8`),
+      args: shArgs(`echo blocker >> '${log}'; while [ ! -f '${go}' ]; do sleep 0.02; done`),
     });
     // make sure the blocker occupies the only slot before the others are queued
     await waitUntil(async () => (await fx.api.jobStatus.Find(blocker.response.id)).response.status === "RUNNING", {
@@ -92,6 +94,7 @@ describe("channels", () => {
     for (const l of ["L1", "L2", "L3"]) await enqueue(l, "PRIORITY_LOW");
     for (const h of ["H1", "H2", "H3"]) await enqueue(h, "PRIORITY_HIGH");
     await enqueue("M1", "PRIORITY_MEDIUM");
+    fs.writeFileSync(go, "");
     const lines = await waitUntil(
       () => {
         const l = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
