@@ -19,12 +19,14 @@ has redis-server || missing+=(redis-server)
 has podman || missing+=(podman)
 has runc || missing+=(runc)
 { [ -x /bin/busybox ] || [ -x /usr/bin/busybox ]; } || missing+=(busybox-static)
+# Headless Chromium for the gRPC-Web browser test (playwright-core drives /usr/bin/chromium).
+has chromium || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (test services)"
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
   if ! command -v apt-get >/dev/null 2>&1 || { [ ${#sudo[@]} -gt 0 ] && ! sudo -n true 2>/dev/null; }; then
-    echo "The tests need ${missing[*]} (mariadbd, mariadb-install-db, redis-server, podman, runc, busybox) and this script can install" >&2
+    echo "The tests need ${missing[*]} (mariadbd, mariadb-install-db, redis-server, podman, runc, busybox, chromium) and this script can install" >&2
     echo "them only with apt-get as root (or passwordless sudo). Install them, then run it again." >&2
     exit 1
   fi
@@ -40,8 +42,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   rm -f "$apt_log"
-  { has mariadbd && has mariadb-install-db && has redis-server && has podman && has runc; } || {
-    echo "apt-get installed ${missing[*]} but mariadbd / mariadb-install-db / redis-server / podman / runc are still missing" >&2
+  { has mariadbd && has mariadb-install-db && has redis-server && has podman && has runc && has chromium; } || {
+    echo "apt-get installed ${missing[*]} but mariadbd / mariadb-install-db / redis-server / podman / runc / chromium are still missing" >&2
     exit 1
   }
 fi

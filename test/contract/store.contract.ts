@@ -19,6 +19,7 @@ import {
   type JobResult,
 } from "../../worker-container/src/gen/jobworkerp/data/job_result_pb.js";
 import { RunnerSortField } from "../../worker-container/src/gen/jobworkerp/data/runner_pb.js";
+import { FunctionSetSchema, type FunctionSet } from "../../worker-container/src/gen/jobworkerp/function/data/function_set_pb.js";
 import {
   WorkerDataSchema,
   WorkerSchema,
@@ -137,6 +138,21 @@ async function expectKind(p: Promise<unknown>, kind: string) {
 }
 
 const ids = (xs: { id?: { value: bigint } }[]) => xs.map((x) => x.id!.value);
+
+const functionSet = (id: bigint, name: string, category = 0): FunctionSet =>
+  create(FunctionSetSchema, {
+    id: { value: id },
+    data: {
+      name,
+      description: `set ${name}`,
+      category,
+      targets: [
+        { functionId: { id: { case: "workerId", value: { value: 5n } } } },
+        { functionId: { id: { case: "runnerId", value: { value: BIG_RUNNER } } }, using: "fetch" },
+        { functionId: { id: { case: "runnerId", value: { value: 1n } } }, using: "" },
+      ],
+    },
+  });
 
 export function describeStoreContract(name: string, open: () => Promise<Store>, opts: StoreContractOptions = {}) {
   // Reopen tests exist only for stores that outlive close() (not registered, rather than skipped, for :memory:).
@@ -716,6 +732,55 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       });
     });
 
+    // ------------------------------------------------------------------ function sets
+
+    describe("function sets", () => {
+      it("round-trip with their targets in order (using present, empty or absent; bigint ids)", async () => {
+        const a = functionSet(BIG, "tools", 2);
+        await store.createFunctionSet(a, 1);
+        expectSame(FunctionSetSchema, await store.findFunctionSet(BIG), a);
+        expectSame(FunctionSetSchema, await store.findFunctionSetByName("tools"), a);
+        expect(await store.findFunctionSet(BIG + 1n)).toBeUndefined();
+        expect(await store.findFunctionSetByName("Tools")).toBeUndefined();
+        const empty = create(FunctionSetSchema, { id: { value: 3n }, data: { name: "empty" } });
+        await store.createFunctionSet(empty, 2);
+        expectSame(FunctionSetSchema, await store.findFunctionSet(3n), empty);
+      });
+
+      it("duplicate names are ALREADY_EXISTS on create and update; update replaces everything; unknown ids say false", async () => {
+        await store.createFunctionSet(functionSet(10n, "a"), 1);
+        await store.createFunctionSet(functionSet(11n, "b"), 1);
+        await expectKind(store.createFunctionSet(functionSet(12n, "a"), 1), "ALREADY_EXISTS");
+        await expectKind(store.createFunctionSet(functionSet(10n, "c"), 1), "ALREADY_EXISTS"); // same id
+        await expectKind(store.updateFunctionSet(functionSet(11n, "a")), "ALREADY_EXISTS");
+
+        const replaced = create(FunctionSetSchema, {
+          id: { value: 11n },
+          data: { name: "b2", description: "", category: 1, targets: [{ functionId: { id: { case: "workerId", value: { value: 9n } } } }] },
+        });
+        expect(await store.updateFunctionSet(replaced)).toBe(true);
+        expect(await store.updateFunctionSet(replaced)).toBe(true); // unchanged values: still found
+        expectSame(FunctionSetSchema, await store.findFunctionSet(11n), replaced);
+        expect(await store.findFunctionSetByName("b")).toBeUndefined();
+        expect(await store.updateFunctionSet(functionSet(99n, "zz"))).toBe(false);
+        expect(await store.findFunctionSetByName("zz")).toBeUndefined();
+
+        expect(await store.deleteFunctionSet(10n)).toBe(true);
+        expect(await store.deleteFunctionSet(10n)).toBe(false);
+        await store.createFunctionSet(functionSet(13n, "a"), 1); // the name is free again
+        expect(await store.countFunctionSets()).toBe(2);
+      });
+
+      it("lists by id with limit and offset, and counts", async () => {
+        for (const id of [BIG, 7n, 500n]) await store.createFunctionSet(functionSet(id, `s${id}`), 1);
+        expect(ids(await store.findFunctionSets())).toEqual([7n, 500n, BIG]);
+        expect(ids(await store.findFunctionSets(2))).toEqual([7n, 500n]);
+        expect(ids(await store.findFunctionSets(5, 1))).toEqual([500n, BIG]);
+        expect(ids(await store.findFunctionSets(undefined, 2))).toEqual([BIG]);
+        expect(await store.countFunctionSets()).toBe(3);
+      });
+    });
+
     // ------------------------------------------------------------------ durability
 
     itDurable("keeps data across close and reopen, and migrate() on reopen changes nothing", async () => {
@@ -726,6 +791,8 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       await store.insertJob(j);
       const r = result(BIG + 1n, { resolvedRetryPolicy: { maxRetry: 2 } }, { m: "2" });
       await store.insertResult(r);
+      const fs = functionSet(BIG + 2n, "persisted set");
+      await store.createFunctionSet(fs, 1);
       await closeHandle(store);
 
       const again = await openMigrated();
@@ -734,6 +801,7 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       expectSame(WorkerSchema, await again.findWorker(wid), create(WorkerSchema, { id: { value: wid }, data: w }));
       expectSame(JobSchema, await again.findJob(BIG), j);
       expectSame(JobResultSchema, await again.findResult(BIG + 1n), r);
+      expectSame(FunctionSetSchema, await again.findFunctionSet(BIG + 2n), fs);
       expect(await again.createWorker(workerData("next"), 124)).toBeGreaterThan(wid);
       await expectKind(again.insertJob(job(BIG + 5n, { uniqKey: "p" })), "ALREADY_EXISTS");
     });

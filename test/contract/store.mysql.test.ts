@@ -13,7 +13,7 @@ import { createTestDatabase, type TestDatabase } from "../helpers/databases.js";
 import { startMariadb, type MariadbService } from "../helpers/services.js";
 import { BUILTIN_RUNNERS, describeStoreContract } from "./store.contract.js";
 
-const TABLES = ["job_result", "job", "worker", "runner"];
+const TABLES = ["job_result", "job", "worker", "runner", "function_set"];
 
 let db: TestDatabase;
 let admin: mysql.Connection;
@@ -64,7 +64,7 @@ describe("MySQL specifics", () => {
       "SELECT table_name AS t, engine AS e, table_collation AS c FROM information_schema.tables WHERE table_schema = ? AND table_name IN (?)",
       [db.name, TABLES],
     );
-    expect(rows).toHaveLength(4);
+    expect(rows).toHaveLength(TABLES.length);
     for (const r of rows as { e: string; c: string }[]) expect(r).toMatchObject({ e: "InnoDB", c: "utf8mb4_bin" });
   });
 

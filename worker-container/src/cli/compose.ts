@@ -39,11 +39,16 @@ import { grpcRunner, grpcUnaryRunner } from "../runners/grpc/index.js";
 import { httpRequestRunner } from "../runners/http_request/index.js";
 import { llmRunner } from "../runners/llm/index.js";
 import { LateBoundToolHost } from "../runners/llm/tools.js";
+import { LateBoundJobHost } from "../runners/workflow/host.js";
+import { workflowRunner, workflowRunnerOptions } from "../runners/workflow/index.js";
+import { SystemJobHost } from "../runners/workflow/system_host.js";
 import { SystemFunctions } from "../core/functions.js";
 import { noopRunner } from "../runners/noop/index.js";
 import { pluginRunnerLoader, registerPlugins } from "../runners/plugin/register.js";
 import { pythonCommandRunner } from "../runners/python_command/index.js";
 import { slackPostMessageRunner } from "../runners/slack/index.js";
+import { jobLogFields } from "../observability/index.js";
+import { startObservability, systemMetricSources } from "../observability/setup.js";
 import { ConfigError, type Config } from "./config.js";
 
 /**
@@ -129,7 +134,9 @@ async function scalableBackends(cfg: Config, runners: RunnerRegistry): Promise<B
 export async function compose(cfg: Config, log: Logger): Promise<Running> {
   // the LLM runner calls workers/runners as tools through the System, which is built below
   const llmTools = new LateBoundToolHost();
-  const runners = new RunnerRegistry([commandRunner, httpRequestRunner, grpcRunner, grpcUnaryRunner, dockerRunner({ dockerHost: cfg.dockerHost }), pythonCommandRunner({ venvDir: cfg.pythonVenvDir }), slackPostMessageRunner({ apiBaseUrl: cfg.slackApiBaseUrl }), llmRunner(llmTools, { apiKey: cfg.llmApiKey }), ...(cfg.enableNoopRunner ? [noopRunner] : [])]);
+  // the WORKFLOW runner's run tasks enqueue jobs through the System, bound the same way
+  const workflowJobs = new LateBoundJobHost();
+  const runners = new RunnerRegistry([commandRunner, httpRequestRunner, grpcRunner, grpcUnaryRunner, dockerRunner({ dockerHost: cfg.dockerHost }), pythonCommandRunner({ venvDir: cfg.pythonVenvDir }), slackPostMessageRunner({ apiBaseUrl: cfg.slackApiBaseUrl }), llmRunner(llmTools, { apiKey: cfg.llmApiKey }), workflowRunner({ host: workflowJobs, ...workflowRunnerOptions(cfg) }), ...(cfg.enableNoopRunner ? [noopRunner] : [])]);
   const embedded = cfg.storageType === "Standalone";
   const b = embedded ? await standaloneBackends(cfg, runners, log) : await scalableBackends(cfg, runners);
   const { store, queue, state, bus, instances } = b;
@@ -162,7 +169,7 @@ export async function compose(cfg: Config, log: Logger): Promise<Running> {
     ? new Dispatcher(
         { store, queue, state, bus, workers, runners, runnerInstances, outcomes },
         cfg.channels,
-        (e, job) => log.error({ err: e, jobId: job?.id?.value.toString() }, "job processing failed"),
+        (e, job, channel) => log.error({ err: e, ...jobLogFields(job, channel) }, "job processing failed"),
         cfg.leaseMs,
       )
     : undefined;
@@ -174,6 +181,9 @@ export async function compose(cfg: Config, log: Logger): Promise<Running> {
     instanceTimeoutMs: cfg.instanceTimeoutMs,
   };
   llmTools.bind(new SystemFunctions(system));
+  workflowJobs.bind(new SystemJobHost(system));
+  // traces / metrics exporters (OTLP_ADDR, PROMETHEUS_ADDR): registered before any job can run
+  const telemetry = await startObservability(cfg.observability, cfg.role, systemMetricSources(system), log);
 
   if (!embedded && cfg.restoreAtStartup) {
     const n = await restoreJobs(system, true, 100_000);
@@ -217,6 +227,7 @@ export async function compose(cfg: Config, log: Logger): Promise<Running> {
       if (runsJobs) await instances.remove(instance.id!.value).catch(() => undefined);
     },
     async close() {
+      await telemetry.shutdown(); // flushes the spans and metrics of the jobs finished above
       await runnerInstances.closeAll();
       await b.close();
     },

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChannelConcurrency } from "../core/dispatcher.js";
 import { DEFAULT_CHANNEL } from "../core/workers.js";
+import type { ObservabilityConfig } from "../observability/setup.js";
 
 export type Role = "all-in-one" | "front" | "worker";
 
@@ -21,6 +22,8 @@ export interface Config {
   /** Channels this process runs jobs on (the default channel included unless disabled). */
   channels: ChannelConcurrency[];
   authToken?: string;
+  /** USE_GRPC_WEB=true: also serve gRPC-Web (HTTP/1.1) on grpcAddr; CORS origins from GRPC_WEB_ALLOWED_ORIGINS. */
+  grpcWeb?: { allowedOrigins: string[] };
   fetchIntervalMs: number;
   expireJobResultMs: number;
   maxMessageBytes: number;
@@ -43,6 +46,36 @@ export interface Config {
   pythonVenvDir: string;
   /** SLACK_POST_MESSAGE: Slack Web API base URL (SLACK_API_BASE_URL). */
   slackApiBaseUrl: string;
+  /** Traces and metrics: OTLP_ADDR (OTLP/HTTP collector), PROMETHEUS_ADDR (GET /metrics); both off by default. */
+  observability: ObservabilityConfig;
+  /** MCP server mode (workers and runners as MCP tools): the front's Streamable HTTP endpoint and `jobworkerp mcp`. */
+  mcp: McpServerConfig;
+  /** WORKFLOW runner. */
+  workflow: WorkflowConfig;
+}
+
+export interface WorkflowConfig {
+  /** WORKFLOW_ALLOW_PRIVATE_URLS=true: workflow_url may point into private networks (loopback, 10/8, …). */
+  allowPrivateUrls: boolean;
+  /** WORKFLOW_TASK_DEFAULT_TIMEOUT_SEC (3600): timeout of a workflow without its own. */
+  defaultTimeoutMs: number;
+  /** WORKFLOW_SECRET_<UPPER_SNAKE_NAME>: values of the secrets workflows declare under use.secrets. */
+  secrets: Record<string, string>;
+}
+
+export interface McpServerConfig {
+  /** MCP_ENABLED: the front (all-in-one, front) also serves MCP over Streamable HTTP. */
+  enabled: boolean;
+  /** MCP_ADDR host:port (default 127.0.0.1:8000, as jobworkerp-rs) and MCP_PATH (default /mcp). */
+  addr: string;
+  path: string;
+  /** MCP_SET_NAME: offer only the members of this function set. */
+  setName?: string;
+  /** MCP_EXCLUDE_RUNNER / MCP_EXCLUDE_WORKER: leave runners / workers out of the tools. */
+  excludeRunner: boolean;
+  excludeWorker: boolean;
+  /** MCP_TIMEOUT_SEC: timeout of the job a tool call runs (default 300). */
+  timeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -77,6 +110,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
   if (storage !== "standalone" && storage !== "scalable") throw new ConfigError(`STORAGE_TYPE must be Standalone or Scalable, got '${env.STORAGE_TYPE}'`);
   return {
     role,
+    workflow: workflowConfig(env),
     grpcAddr: env.GRPC_ADDR ?? "0.0.0.0:9000",
     storageType: storage === "scalable" ? "Scalable" : "Standalone",
     sqliteUrl: env.SQLITE_URL ?? "sqlite://jobworkerp.sqlite3?mode=rwc",
@@ -86,6 +120,7 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
     restoreAtStartup: (env.STORAGE_RESTORE_AT_STARTUP ?? "").toLowerCase() === "true",
     channels: parseChannels(env),
     authToken: env.AUTH_TOKEN || undefined,
+    grpcWeb: (env.USE_GRPC_WEB ?? "").toLowerCase() === "true" ? { allowedOrigins: allowedOrigins(env) } : undefined,
     fetchIntervalMs: int(env, "JOB_QUEUE_FETCH_INTERVAL", 1000, 10),
     expireJobResultMs: int(env, "JOB_QUEUE_EXPIRE_JOB_RESULT_SECONDS", 3600) * 1000,
     maxMessageBytes: int(env, "GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, 1024),
@@ -104,7 +139,37 @@ export function loadConfig(role: Role, env: NodeJS.ProcessEnv = process.env): Co
     dockerHost: env.DOCKER_HOST || "unix:///var/run/docker.sock",
     pythonVenvDir: env.PYTHON_VENV_DIR || join(tmpdir(), "jobworkerp-python-venvs"),
     slackApiBaseUrl: httpUrl(env, "SLACK_API_BASE_URL", "https://slack.com/api"),
+    observability: observabilityConfig(env),
+    mcp: mcpServerConfig(env),
   };
+}
+
+function mcpServerConfig(env: NodeJS.ProcessEnv): McpServerConfig {
+  const flag = (name: string) => (env[name] ?? "").toLowerCase() === "true";
+  const addr = env.MCP_ADDR || "127.0.0.1:8000";
+  if (!/^(\[[^\]]+\]|[^\s:]*):\d{1,5}$/.test(addr)) throw new ConfigError(`MCP_ADDR must be host:port, got '${addr}'`);
+  const path = env.MCP_PATH || "/mcp";
+  if (!path.startsWith("/")) throw new ConfigError(`MCP_PATH must start with '/', got '${path}'`);
+  return {
+    enabled: flag("MCP_ENABLED"),
+    addr,
+    path,
+    setName: env.MCP_SET_NAME || undefined,
+    excludeRunner: flag("MCP_EXCLUDE_RUNNER"),
+    excludeWorker: flag("MCP_EXCLUDE_WORKER"),
+    timeoutMs: int(env, "MCP_TIMEOUT_SEC", 300, 1) * 1000,
+  };
+}
+
+/** GRPC_WEB_ALLOWED_ORIGINS: comma-separated origins (scheme://host[:port]) or `*` (default). */
+function allowedOrigins(env: NodeJS.ProcessEnv): string[] {
+  const list = (env.GRPC_WEB_ALLOWED_ORIGINS || "*").split(",").map((s) => s.trim()).filter(Boolean);
+  for (const o of list) {
+    if (o !== "*" && !(URL.canParse(o) && new URL(o).origin === o.replace(/\/+$/, ""))) {
+      throw new ConfigError(`GRPC_WEB_ALLOWED_ORIGINS entries must be * or origins like https://admin.example:8080, got '${o}'`);
+    }
+  }
+  return list.length ? list : ["*"];
 }
 
 function mysqlUrlFromParts(env: NodeJS.ProcessEnv): string {
@@ -128,4 +193,36 @@ function httpUrl(env: NodeJS.ProcessEnv, name: string, def: string): string {
   const raw = env[name] || def;
   if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) throw new ConfigError(`${name} must be an http(s) URL, got '${raw}'`);
   return raw;
+}
+
+/** OTLP_ADDR: an http(s) URL (a bare host:port means http://host:port); PROMETHEUS_ADDR: host:port. */
+function observabilityConfig(env: NodeJS.ProcessEnv): ObservabilityConfig {
+  let otlpAddr = env.OTLP_ADDR?.trim() || undefined;
+  if (otlpAddr && !/^[a-z]+:\/\//i.test(otlpAddr)) otlpAddr = `http://${otlpAddr}`;
+  if (otlpAddr && !(URL.canParse(otlpAddr) && /^https?:$/.test(new URL(otlpAddr).protocol))) {
+    throw new ConfigError(`OTLP_ADDR must be an http(s) URL of an OTLP/HTTP collector (e.g. http://127.0.0.1:4318), got '${env.OTLP_ADDR}'`);
+  }
+  const prom = env.PROMETHEUS_ADDR?.trim() || undefined;
+  const m = prom ? /^(\[[^\]]+\]|[^\s:]*):(\d{1,5})$/.exec(prom) : undefined;
+  if (prom && (!m || Number(m[2]) > 65535)) throw new ConfigError(`PROMETHEUS_ADDR must be host:port (e.g. 0.0.0.0:9464), got '${prom}'`);
+  return {
+    otlpAddr,
+    prometheus: m ? { host: m[1].replace(/^\[|\]$/g, "") || "0.0.0.0", port: Number(m[2]) } : undefined,
+    serviceName: env.OTEL_SERVICE_NAME || "jobworkerp",
+    spanExportDelayMs: int(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, 1),
+    metricExportIntervalMs: int(env, "OTEL_METRIC_EXPORT_INTERVAL", 60_000, 100),
+  };
+}
+
+/** The client commands' environment (`jobworkerp <group> <command>`): JOBWORKERP_AUTH_TOKEN, sent as jobworkerp-auth. */
+export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): { authToken?: string } {
+  return { authToken: env.JOBWORKERP_AUTH_TOKEN || undefined };
+}
+
+function workflowConfig(env: NodeJS.ProcessEnv): WorkflowConfig {
+  const secrets: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (k.startsWith("WORKFLOW_SECRET_") && v !== undefined) secrets[k.slice(16)] = v;
+  const sec = Number(env.WORKFLOW_TASK_DEFAULT_TIMEOUT_SEC ?? 3600);
+  if (!Number.isFinite(sec) || sec <= 0) throw new ConfigError(`WORKFLOW_TASK_DEFAULT_TIMEOUT_SEC must be a positive number, got '${env.WORKFLOW_TASK_DEFAULT_TIMEOUT_SEC}'`);
+  return { allowPrivateUrls: (env.WORKFLOW_ALLOW_PRIVATE_URLS ?? "").toLowerCase() === "true", defaultTimeoutMs: sec * 1000, secrets };
 }

@@ -6,6 +6,7 @@ import { JobExecutionOverridesSchema, JobSchema, type Job } from "../gen/jobwork
 import type { Worker } from "../gen/jobworkerp/data/worker_pb.js";
 import { RunnerError } from "../runners/runner.js";
 import { MAX_TIMER_MS } from "./async.js";
+import { recordRun, startJobSpans, type JobSpans } from "../observability/index.js";
 import { AppError } from "./errors.js";
 import { statusEntry } from "./job_front.js";
 import { effective } from "./outcomes.js";
@@ -47,7 +48,7 @@ export class Dispatcher {
   constructor(
     private readonly deps: Pick<System, "store" | "queue" | "state" | "bus" | "workers" | "runners" | "runnerInstances" | "outcomes">,
     readonly channels: ChannelConcurrency[],
-    private readonly onError: (e: unknown, job?: Job) => void,
+    private readonly onError: (e: unknown, job?: Job, channel?: string) => void,
     /** The queue's lease length: leases are renewed every third of it while a job is handled. */
     private readonly leaseMs = 30_000,
   ) {}
@@ -82,13 +83,18 @@ export class Dispatcher {
         lease = await this.deps.queue.lease(ch.name, this.stop.signal);
         if (!lease) continue;
         const stopHeartbeat = this.heartbeat(lease);
+        const spans = startJobSpans(lease.item.job, ch.name, lease.item.loadOnly); // undefined unless tracing
         try {
-          await this.process(lease, ch);
+          await this.process(lease, ch, spans);
+        } catch (e) {
+          spans?.end(e);
+          throw e;
         } finally {
           stopHeartbeat();
+          spans?.end();
         }
       } catch (e) {
-        this.onError(e, lease?.item.job);
+        this.onError(e, lease?.item.job, ch.name);
       }
     }
   }
@@ -99,13 +105,13 @@ export class Dispatcher {
     const timer = setInterval(() => {
       this.deps.queue.extend(lease, this.leaseMs).then(
         (held) => held || this.running.get(id)?.abort(new LeaseLost()),
-        (e) => this.onError(e, lease.item.job),
+        (e) => this.onError(e, lease.item.job, lease.item.channel),
       );
     }, Math.max(10, Math.floor(this.leaseMs / 3)));
     return () => clearInterval(timer);
   }
 
-  private async process(lease: Lease, ch: ChannelConcurrency): Promise<void> {
+  private async process(lease: Lease, ch: ChannelConcurrency, spans: JobSpans | undefined): Promise<void> {
     const { queue, state, workers, outcomes } = this.deps;
     const { job, durable = false, loadOnly = false } = lease.item;
     const d = job.data!;
@@ -122,6 +128,7 @@ export class Dispatcher {
     const startTime = BigInt(Date.now());
     const claim = await state.claim({ ...statusEntry(job, worker, startTime), status: JobProcessingStatus.RUNNING }, startTime);
     if (!claim) {
+      spans?.ran(worker, ResultStatus.CANCELLED);
       const cancelled = () => outcomes.build(job, worker, ResultStatus.CANCELLED, utf8.encode("job cancelled"), { startTime, endTime: startTime });
       await outcomes.finish(job, worker, ResultStatus.CANCELLED, cancelled, undefined, where);
       this.ack(lease);
@@ -137,6 +144,8 @@ export class Dispatcher {
       this.ack(lease);
       return;
     }
+    spans?.ran(worker, status);
+    recordRun(worker, status, startTime, endTime);
 
     if (status === ResultStatus.ERROR_AND_RETRY) {
       const e = effective(job, worker);
@@ -152,12 +161,14 @@ export class Dispatcher {
           if (durable && !periodic) await this.deps.store.updateJob(retry);
           await queue.requeue(lease, { ...lease.item, job: retry }, delay);
         } else this.ack(lease); // cancelled meanwhile, or a newer attempt owns the job
+        spans?.settled("RETRY");
         return;
       }
     }
     const finalStatus = status === ResultStatus.ERROR_AND_RETRY ? ResultStatus.MAX_RETRY : status;
     const result = () => outcomes.build(job, worker, finalStatus, output, { startTime, endTime });
     await outcomes.finish(job, worker, finalStatus, result, claim, where);
+    spans?.settled(finalStatus);
     if (d.streamingType !== StreamingType.NONE) await this.endStream(id);
     this.ack(lease);
   }
@@ -168,7 +179,7 @@ export class Dispatcher {
    * as it would if it died just before acking.
    */
   private ack(lease: Lease): void {
-    const p = this.deps.queue.ack(lease).catch((e) => this.onError(e, lease.item.job));
+    const p = this.deps.queue.ack(lease).catch((e) => this.onError(e, lease.item.job, lease.item.channel));
     this.acking.add(p);
     void p.finally(() => this.acking.delete(p));
   }

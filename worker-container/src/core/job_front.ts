@@ -15,6 +15,7 @@ import { JobSchema, type Job } from "../gen/jobworkerp/data/job_pb.js";
 import type { JobResult } from "../gen/jobworkerp/data/job_result_pb.js";
 import type { Worker } from "../gen/jobworkerp/data/worker_pb.js";
 import type { JobRequest } from "../gen/jobworkerp/service/job_pb.js";
+import { observeEnqueue, startEnqueueSpan } from "../observability/index.js";
 import { AppError, alreadyExists, invalid, notFound } from "./errors.js";
 import { effective } from "./outcomes.js";
 import type { JobStatusEntry } from "./ports.js";
@@ -118,7 +119,13 @@ export class JobFront {
     return { job, worker };
   }
 
-  async enqueue(req: JobRequest, metadata: Record<string, string>, mode: EnqueueMode, signal: AbortSignal): Promise<Enqueued> {
+  enqueue(req: JobRequest, metadata: Record<string, string>, mode: EnqueueMode, signal: AbortSignal): Promise<Enqueued> {
+    // tracing (when enabled): the job carries the enqueue span as the parent of its run
+    const span = startEnqueueSpan(metadata);
+    return observeEnqueue(this.enqueueJob(req, span?.metadata ?? metadata, mode, signal), span);
+  }
+
+  private async enqueueJob(req: JobRequest, metadata: Record<string, string>, mode: EnqueueMode, signal: AbortSignal): Promise<Enqueued> {
     const { job, worker } = await this.prepare(req, metadata, mode);
     const { store, queue, state, bus, clock } = this.deps;
     const d = job.data!;

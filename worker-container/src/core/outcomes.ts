@@ -6,6 +6,7 @@ import type { Job } from "../gen/jobworkerp/data/job_pb.js";
 import { JobResultSchema, type JobResult } from "../gen/jobworkerp/data/job_result_pb.js";
 import type { Worker } from "../gen/jobworkerp/data/worker_pb.js";
 import type { SnowflakeGenerator } from "./ids.js";
+import { recordResult } from "../observability/index.js";
 import type { Claim, JobState, ResultBus, Store } from "./ports.js";
 
 /** A job's settings after applying its per-job overrides to the worker's defaults. */
@@ -127,6 +128,7 @@ export class JobOutcomes {
     if (claim) {
       if (!(await this.state.finish(id, claim))) return false;
     } else await this.state.remove(id);
+    recordResult(worker, status);
     const e = effective(job, worker);
     const keep = e.broadcastResults || e.responseType === ResponseType.DIRECT || d.streamingType !== 0;
     const result = keep || wantsStored(status, e) ? makeResult() : undefined;

@@ -8,6 +8,7 @@ import type {
   RunnerType,
 } from "../gen/jobworkerp/data/common_pb.js";
 import type { Job } from "../gen/jobworkerp/data/job_pb.js";
+import type { FunctionSet } from "../gen/jobworkerp/function/data/function_set_pb.js";
 import type { JobResult, JobResultSortField } from "../gen/jobworkerp/data/job_result_pb.js";
 import type { RunnerSortField } from "../gen/jobworkerp/data/runner_pb.js";
 import type { Worker, WorkerData, WorkerSortField } from "../gen/jobworkerp/data/worker_pb.js";
@@ -129,6 +130,17 @@ export interface Store {
   countResults(filter: JobResultFilter): Promise<number>;
   deleteResult(id: bigint): Promise<boolean>;
   deleteResults(filter: JobResultBulkDelete): Promise<number>;
+
+  // function sets (id = snowflake; targets kept in their given order). Duplicate name → ALREADY_EXISTS.
+  createFunctionSet(set: FunctionSet, createdAt: number): Promise<void>;
+  /** Replace name, description, category and targets. False when no such set. Duplicate name → ALREADY_EXISTS. */
+  updateFunctionSet(set: FunctionSet): Promise<boolean>;
+  deleteFunctionSet(id: bigint): Promise<boolean>;
+  findFunctionSet(id: bigint): Promise<FunctionSet | undefined>;
+  findFunctionSetByName(name: string): Promise<FunctionSet | undefined>;
+  /** Ordered by id. */
+  findFunctionSets(limit?: number, offset?: number): Promise<FunctionSet[]>;
+  countFunctionSets(): Promise<number>;
 }
 
 // ---------------------------------------------------------------- JobQueue (memory, Redis, SQS)

@@ -93,7 +93,18 @@ export interface JobResultTable {
   metadata: string | null;
 }
 
+export interface FunctionSetTable {
+  id: Int64;
+  name: string;
+  description: string;
+  category: Int32;
+  /** Serialized FunctionSetData holding only its targets. */
+  targets: Bytes;
+  created_at: Int64;
+}
+
 export interface Database {
+  function_set: FunctionSetTable;
   worker: WorkerTable;
   runner: RunnerTable;
   job: JobTable;

@@ -11,10 +11,12 @@ import type {
   WorkerFilter,
 } from "../../core/ports.js";
 import type { Job } from "../../gen/jobworkerp/data/job_pb.js";
+import type { FunctionSet } from "../../gen/jobworkerp/function/data/function_set_pb.js";
 import { JobResultSortField, type JobResult } from "../../gen/jobworkerp/data/job_result_pb.js";
 import { RunnerSortField } from "../../gen/jobworkerp/data/runner_pb.js";
 import { WorkerSortField, type Worker, type WorkerData } from "../../gen/jobworkerp/data/worker_pb.js";
 import type { SqlDialect } from "./dialect.js";
+import { functionSetValues, rowToFunctionSet } from "./function_set_mapping.js";
 import {
   big,
   jobValues,
@@ -399,6 +401,50 @@ export class SqlStore implements Store {
       .where((eb) => eb.and(conds(eb)))
       .executeTakeFirst();
     return n(res.numDeletedRows);
+  }
+
+  // ------------------------------------------------------------------ function sets
+
+  async createFunctionSet(set: FunctionSet, createdAt: number): Promise<void> {
+    const values = { ...functionSetValues(set), created_at: BigInt(Math.trunc(createdAt)) };
+    await this.unique(`function set '${set.data!.name}'`, () => this.db.insertInto("function_set").values(values).execute());
+  }
+
+  async updateFunctionSet(set: FunctionSet): Promise<boolean> {
+    const { id, ...values } = functionSetValues(set);
+    const res = await this.unique(`function set '${set.data!.name}'`, () =>
+      this.db.updateTable("function_set").set(values).where("id", "=", id).executeTakeFirst(),
+    );
+    // MySQL counts changed rows only: an update to identical values must still say "found".
+    return res.numUpdatedRows > 0n || (await this.findFunctionSet(id)) !== undefined;
+  }
+
+  async deleteFunctionSet(id: bigint): Promise<boolean> {
+    const res = await this.db.deleteFrom("function_set").where("id", "=", id).executeTakeFirst();
+    return res.numDeletedRows > 0n;
+  }
+
+  async findFunctionSet(id: bigint): Promise<FunctionSet | undefined> {
+    const row = await this.db.selectFrom("function_set").selectAll().where("id", "=", id).executeTakeFirst();
+    return row && rowToFunctionSet(row);
+  }
+
+  async findFunctionSetByName(name: string): Promise<FunctionSet | undefined> {
+    const row = await this.db.selectFrom("function_set").selectAll().where("name", "=", name).executeTakeFirst();
+    return row && rowToFunctionSet(row);
+  }
+
+  async findFunctionSets(limit?: number, offset?: number): Promise<FunctionSet[]> {
+    const rows = await page(this.db.selectFrom("function_set").selectAll().orderBy("id", "asc"), limit, offset).execute();
+    return rows.map(rowToFunctionSet);
+  }
+
+  async countFunctionSets(): Promise<number> {
+    const row = await this.db
+      .selectFrom("function_set")
+      .select((eb) => eb.fn.countAll().as("n"))
+      .executeTakeFirstOrThrow();
+    return num(row.n);
   }
 }
 

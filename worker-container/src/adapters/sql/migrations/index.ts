@@ -3,9 +3,14 @@ import { Migrator, type Kysely, type Migration } from "kysely";
 import type { ColumnTypes } from "../dialect.js";
 import { initialMigration } from "./001_initial.js";
 import { resultAttemptMigration } from "./002_result_attempt.js";
+import { functionSetsMigration } from "./003_function_sets.js";
 
 export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
-  return { "001_initial": initialMigration(types), "002_result_attempt": resultAttemptMigration };
+  return {
+    "001_initial": initialMigration(types),
+    "002_result_attempt": resultAttemptMigration,
+    "003_function_sets": functionSetsMigration(types),
+  };
 }
 
 /** Run pending migrations; throws the first failure. */

@@ -1,0 +1,165 @@
+// WORKFLOW runner through gRPC (embedded and scalable): COMMAND and HTTP_REQUEST jobs through the real queue,
+// a `for` over their outputs, a `try` that catches a failing job and retries it, a `fork` with `compete`;
+// `create` then `run` of the created worker; faults; bad definitions rejected with the place named; streaming.
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectSettled, Status } from "../helpers/client.js";
+import { expectAlive, uniqueName, useServer } from "../helpers/fixture.js";
+import { servedCodec, type ServedCodec } from "../helpers/served_protos.js";
+
+const fx = useServer({ env: { WORKER_DEFAULT_CONCURRENCY: "8" } });
+const dir = mkdtempSync(join(tmpdir(), "e2e-workflow-"));
+let wf: ServedCodec;
+let http: Server;
+let base = "";
+let workerId = "";
+
+beforeAll(async () => {
+  wf = await servedCodec(fx.api, "WORKFLOW");
+  http = createServer((req, res) => {
+    const n = Number((req.url ?? "").split("/").pop());
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ value: n * 10 }));
+  });
+  await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  // a WORKFLOW worker without a definition: each job brings its own (args win over settings)
+  const { response } = await fx.api.worker.Create({
+    name: uniqueName("wf"),
+    runner_id: { value: 32769 },
+    runner_settings: wf.encodeSettings({}),
+    response_type: "DIRECT",
+    retry_policy: { type: "NONE" },
+  });
+  workerId = response.id.value;
+});
+afterAll(async () => {
+  await new Promise<void>((r) => http.close(() => r()));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const HEAD = "document: {dsl: 1.0.0, namespace: e2e, name: wf, version: 1.0.0}\n";
+
+async function run(args: Record<string, unknown>, worker = workerId) {
+  const { response } = await fx.api.job.Enqueue({ worker_id: { value: worker }, args: wf.encodeArgs(args, "run"), timeout: 60_000 }, { timeoutMs: 90_000 });
+  return response.result!.data;
+}
+
+describe("WORKFLOW", () => {
+  it("runs COMMAND and HTTP_REQUEST jobs, a for over their outputs, a retried try and a competing fork", async () => {
+    const counter = join(dir, "attempts");
+    const yaml = `${HEAD}do:
+  - list:
+      run:
+        runner:
+          name: COMMAND
+          arguments: {command: /bin/sh, args: ["-c", "printf '[1,2,3]'"]}
+      output: {as: '.stdout | fromjson'}
+  - fetchEach:
+      for: {each: n, in: .}
+      inParallel: true
+      do:
+        - get:
+            run:
+              runner:
+                name: HTTP_REQUEST
+                settings: {base_url: "${base}"}
+                arguments: {method: GET, path: '\${ "/item/" + ($n | tostring) }'}
+            output: {as: '.content | fromjson | .value'}
+  - sum:
+      set: {total: '\${ add }'}
+  - flaky:
+      try:
+        - attempt:
+            run:
+              runner:
+                name: COMMAND
+                arguments:
+                  command: /bin/sh
+                  args: ["-c", "echo x >> ${counter}; test $(wc -l < ${counter}) -ge 3 && echo ok"]
+                  treat_nonzero_as_error: true
+            output: {as: '{flaky: .stdout}'}
+      catch:
+        errors: {with: {status: 500}}
+        retry:
+          delay: {milliseconds: 50}
+          backoff: {constant: {}}
+          limit: {attempt: {count: 4}}
+  - race:
+      fork:
+        compete: true
+        branches:
+          - slow:
+              run:
+                runner:
+                  name: COMMAND
+                  arguments: {command: /bin/sh, args: ["-c", "sleep 20; echo slow"]}
+          - fast:
+              run:
+                runner:
+                  name: COMMAND
+                  arguments: {command: /bin/echo, args: [fast]}
+      output: {as: '{winner: .stdout, total: $total}'}
+`;
+    const r = await run({ workflow_data: yaml, input: "{}" });
+    expect(r.status).toBe("SUCCESS");
+    const out = wf.decodeResult(r.output!.items, "run");
+    expect(out.status ?? "Completed", out.error_message).toBe("Completed");
+    expect(JSON.parse(out.output)).toEqual({ winner: "fast\n", total: 60 });
+  }, 60_000);
+
+  it("create makes a worker that runs the definition from its settings, with input and context", async () => {
+    const name = uniqueName("created-wf");
+    const yaml = `${HEAD}do:\n  - greet:\n      set: {msg: '$\${{{ greeting }}, {{ who }}}', n: '\${ .n * 2 }'}\n`;
+    const { response } = await fx.api.job.Enqueue({
+      worker_id: { value: workerId },
+      using: "create",
+      args: wf.encodeArgs({ workflow_data: yaml, name, workflow_context: JSON.stringify({ greeting: "hello" }) }, "create"),
+    });
+    const data = response.result!.data;
+    expect(data.status, Buffer.from(data.output?.items ?? []).toString()).toBe("SUCCESS");
+    const created = wf.decodeResult(data.output!.items, "create");
+    expect(created.worker_id.value).toBeDefined();
+    const r = await run({ input: JSON.stringify({ who: "bob", n: 21 }) }, created.worker_id.value);
+    expect(JSON.parse(wf.decodeResult(r.output!.items, "run").output)).toEqual({ msg: "hello, bob", n: 42 });
+  });
+
+  it("a faulted workflow returns Faulted with the error naming the task", async () => {
+    const yaml = `${HEAD}do:\n  - boom:\n      run:\n        runner:\n          name: COMMAND\n          arguments: {command: /bin/false, treat_nonzero_as_error: true}\n`;
+    const r = await run({ workflow_data: yaml, input: "{}" });
+    const out = wf.decodeResult(r.output!.items, "run");
+    expect(out.status).toBe("Faulted");
+    expect(JSON.parse(out.error_message)).toMatchObject({ status: 500, instance: "/do/0/boom" });
+  });
+
+  it("bad definitions fail the job with a message naming the place; the server stays up", async () => {
+    const cases: [string, RegExp][] = [
+      [`${HEAD}do:\n  - a:\n      run:\n        runner: {name: NO_SUCH_RUNNER, arguments: {}}\n`, /\/do\/0\/a\/run\/runner\/name: no runner named 'NO_SUCH_RUNNER'/],
+      [`${HEAD}do:\n  - a:\n      set: {x: '\${ .x | }'}\n`, /\/do\/0\/a\/set\/x: bad jq expression/],
+      [`${HEAD}do:\n  - a:\n      sett: {x: 1}\n`, /\/do\/0\/a: unknown task type/],
+      [`${HEAD}do:\n  - a:\n      set: {x: 1}\n      then: a\n`, /loop forever through 'then'/],
+      ["document: {}\ndo: []\n", /\/document: must have required property 'dsl'/],
+    ];
+    for (const [yaml, re] of cases) {
+      const r = await run({ workflow_data: yaml, input: "{}" });
+      expect(r.status).toBe("FATAL_ERROR");
+      expect(Buffer.from(r.output!.items).toString()).toMatch(re);
+    }
+    await expectAlive(fx);
+  });
+
+  it("streaming: a snapshot per top-level task, then the final result", async () => {
+    const yaml = `${HEAD}do:\n  - a:\n      set: {x: 1}\n  - b:\n      set: {y: '\${ .x + 1 }'}\n`;
+    const s = await collectSettled(fx.api.job.EnqueueForStream({ worker_id: { value: workerId }, args: wf.encodeArgs({ workflow_data: yaml, input: "{}" }, "run") }));
+    expect(s.error, s.error?.details).toBeNull();
+    expect(s.status?.code).toBe(Status.OK);
+    const items = s.items.filter((i) => i.data).map((i) => wf.decodeResult(i.data!, "run"));
+    expect(items.map((i) => i.position)).toEqual(["/do/0/a", "/do/1/b", "/do/1/b"]);
+    expect(items.at(-1)!.status ?? "Completed").toBe("Completed");
+    expect(JSON.parse(items.at(-1)!.output)).toEqual({ y: 2 });
+  });
+});
