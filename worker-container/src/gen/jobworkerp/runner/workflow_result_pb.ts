@@ -58,35 +58,49 @@ export const WorkflowResultSchema: GenMessage<WorkflowResult> = /*@__PURE__*/
   messageDesc(file_jobworkerp_runner_workflow_result, 0);
 
 /**
+ * jobworkerp's wire names
+ *
  * @generated from enum jobworkerp.runner.WorkflowResult.WorkflowStatus
  */
 export enum WorkflowResult_WorkflowStatus {
   /**
+   * buf:lint:ignore ENUM_VALUE_UPPER_SNAKE_CASE
+   *
    * @generated from enum value: Completed = 0;
    */
   Completed = 0,
 
   /**
+   * buf:lint:ignore ENUM_VALUE_UPPER_SNAKE_CASE
+   *
    * @generated from enum value: Faulted = 1;
    */
   Faulted = 1,
 
   /**
+   * buf:lint:ignore ENUM_VALUE_UPPER_SNAKE_CASE
+   *
    * @generated from enum value: Cancelled = 2;
    */
   Cancelled = 2,
 
   /**
+   * buf:lint:ignore ENUM_VALUE_UPPER_SNAKE_CASE
+   *
    * @generated from enum value: Pending = 3;
    */
   Pending = 3,
 
   /**
+   * buf:lint:ignore ENUM_VALUE_UPPER_SNAKE_CASE
+   *
    * @generated from enum value: Running = 4;
    */
   Running = 4,
 
   /**
+   * buf:lint:ignore ENUM_VALUE_UPPER_SNAKE_CASE
+   *
    * @generated from enum value: Waiting = 5;
    */
   Waiting = 5,
