@@ -781,6 +781,24 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       });
     });
 
+    describe("workflow checkpoints", () => {
+      it("save/load per (execution, position); a later save replaces; delete removes an execution's", async () => {
+        const big = JSON.stringify({ workflow: { name: "w", input: "x".repeat(100_000) } });
+        await store.saveWorkflowCheckpoint("wf:e1", "/do/0/a", '{"n":1}', 1);
+        await store.saveWorkflowCheckpoint("wf:e1", "/do/1/b", big, 2);
+        await store.saveWorkflowCheckpoint("wf:e2", "/do/0/a", '{"n":3}', 3);
+        expect(await store.loadWorkflowCheckpoint("wf:e1", "/do/0/a")).toBe('{"n":1}');
+        expect(await store.loadWorkflowCheckpoint("wf:e1", "/do/1/b")).toBe(big);
+        expect(await store.loadWorkflowCheckpoint("wf:e1", "/do/2/c")).toBeUndefined();
+        await store.saveWorkflowCheckpoint("wf:e1", "/do/0/a", '{"n":1}', 4); // same data again (MySQL: 0 rows changed)
+        await store.saveWorkflowCheckpoint("wf:e1", "/do/0/a", '{"n":2}', 5);
+        expect(await store.loadWorkflowCheckpoint("wf:e1", "/do/0/a")).toBe('{"n":2}');
+        expect(await store.deleteWorkflowCheckpoints("wf:e1")).toBe(2);
+        expect(await store.loadWorkflowCheckpoint("wf:e1", "/do/0/a")).toBeUndefined();
+        expect(await store.loadWorkflowCheckpoint("wf:e2", "/do/0/a")).toBe('{"n":3}');
+      });
+    });
+
     // ------------------------------------------------------------------ durability
 
     itDurable("keeps data across close and reopen, and migrate() on reopen changes nothing", async () => {

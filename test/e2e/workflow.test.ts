@@ -1,18 +1,18 @@
 // WORKFLOW runner through gRPC (embedded and scalable): COMMAND and HTTP_REQUEST jobs through the real queue,
 // a `for` over their outputs, a `try` that catches a failing job and retries it, a `fork` with `compete`;
 // `create` then `run` of the created worker; faults; bad definitions rejected with the place named; streaming.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectSettled, Status } from "../helpers/client.js";
-import { expectAlive, uniqueName, useServer } from "../helpers/fixture.js";
+import { collect, collectSettled, Status } from "../helpers/client.js";
+import { createCommandWorker, expectAlive, uniqueName, useServer, waitUntil } from "../helpers/fixture.js";
 import { servedCodec, type ServedCodec } from "../helpers/served_protos.js";
 
-const fx = useServer({ env: { WORKER_DEFAULT_CONCURRENCY: "8" } });
 const dir = mkdtempSync(join(tmpdir(), "e2e-workflow-"));
+const fx = useServer({ env: { WORKER_DEFAULT_CONCURRENCY: "8", PYTHON_VENV_DIR: join(dir, "venvs") } });
 let wf: ServedCodec;
 let http: Server;
 let base = "";
@@ -48,6 +48,24 @@ async function run(args: Record<string, unknown>, worker = workerId) {
   const { response } = await fx.api.job.Enqueue({ worker_id: { value: worker }, args: wf.encodeArgs(args, "run"), timeout: 60_000 }, { timeoutMs: 90_000 });
   return response.result!.data;
 }
+
+/** Runs a workflow; expects it Completed and returns its output. */
+async function runOk(yaml: string, input: unknown = {}) {
+  const r = await run({ workflow_data: yaml, input: JSON.stringify(input) });
+  expect(r.status, Buffer.from(r.output?.items ?? []).toString()).toBe("SUCCESS");
+  const out = wf.decodeResult(r.output!.items, "run");
+  expect(out.status ?? "Completed", out.error_message).toBe("Completed");
+  return JSON.parse(out.output);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 describe("WORKFLOW", () => {
   it("runs COMMAND and HTTP_REQUEST jobs, a for over their outputs, a retried try and a competing fork", async () => {
@@ -161,5 +179,109 @@ describe("WORKFLOW", () => {
     expect(items.map((i) => i.position)).toEqual(["/do/0/a", "/do/1/b", "/do/1/b"]);
     expect(items.at(-1)!.status ?? "Completed").toBe("Completed");
     expect(JSON.parse(items.at(-1)!.output)).toEqual({ y: 2 });
+  });
+
+  it("run.worker and run.function (workerName / runnerName) run jobs on named workers and runners", async () => {
+    const name = uniqueName("wf-echo");
+    await createCommandWorker(fx.api, { name, response_type: "DIRECT" });
+    const yaml = `${HEAD}do:
+  - byWorker:
+      run:
+        worker: {name: ${name}, arguments: {command: /bin/echo, args: [w]}}
+      output: {as: '{w: .stdout}'}
+  - byFunctionWorker:
+      run:
+        function: {workerName: ${name}, arguments: {command: /bin/echo, args: ['\${ .w + "f" }']}}
+      output: {as: '$input + {fw: .stdout}'}
+  - byFunctionRunner:
+      run:
+        function: {runnerName: COMMAND, arguments: {command: /bin/echo, args: [r]}}
+      output: {as: '$input + {fr: .stdout}'}
+`;
+    expect(await runOk(yaml)).toEqual({ w: "w\n", fw: "w\nf\n", fr: "r\n" });
+  });
+
+  it("run.shell passes arguments and environment; return selects stdout / code / all", async () => {
+    const yaml = `${HEAD}do:
+  - sh:
+      run:
+        shell:
+          command: 'printf "%s %s %s" "$GREETING" "$1" "$2"'
+          arguments: [hello, '\${ .who }']
+          environment: {GREETING: '\${ .g }'}
+      output: {as: '{out: .}'}
+  - code:
+      run:
+        shell: {command: 'echo oops >&2; exit 3'}
+        return: code
+      output: {as: '$input + {code: .}'}
+  - all:
+      run:
+        shell: {command: 'echo out; echo err >&2'}
+        return: all
+      output: {as: '$input + {all: .}'}
+`;
+    expect(await runOk(yaml, { who: "bob", g: "hi" })).toEqual({ out: "hi hello bob", code: 3, all: { code: 0, stdout: "out\n", stderr: "err\n" } });
+  });
+
+  it("run.script runs python through PYTHON_COMMAND with arguments on stdin and the environment", async () => {
+    const yaml = `${HEAD}do:
+  - py:
+      run:
+        script:
+          language: python
+          code: |
+            import json, os, sys
+            d = json.load(sys.stdin)
+            print(d["x"] * 2, os.environ["MODE"])
+          arguments: {x: '\${ .x }'}
+          environment: {MODE: fast}
+      output: {as: '{py: .}'}
+`;
+    expect(await runOk(yaml, { x: 21 })).toEqual({ py: "42 fast\n" });
+  }, 120_000);
+
+  it("await: false enqueues the job and goes on with the task's input as its output", async () => {
+    const flag = join(dir, "background.txt");
+    const yaml = `${HEAD}do:
+  - bg:
+      run:
+        await: false
+        shell: {command: 'sleep 1; echo done > ${flag}'}
+  - next:
+      set: {x: '\${ .x }'}
+`;
+    expect(await runOk(yaml, { x: 1 })).toEqual({ x: 1 });
+    expect(existsSync(flag), "the workflow waited for the background job").toBe(false);
+    await waitUntil(() => existsSync(flag), { timeoutMs: 20_000, what: "the background job to run" });
+  });
+
+  it("deleting a workflow job cancels the job it started: the child ends CANCELLED and its process is gone", async () => {
+    const child = await createCommandWorker(fx.api, { name: uniqueName("wf-child"), response_type: "DIRECT", store_failure: true, broadcast_results: true });
+    const childName = (await fx.api.worker.Find({ value: child })).response.data!.data.name;
+    const { response: bg } = await fx.api.worker.Create({ name: uniqueName("wf-bg"), runner_id: { value: 32769 }, runner_settings: wf.encodeSettings({}), response_type: "NO_RESULT", retry_policy: { type: "NONE" } });
+    const pidFile = join(dir, "child.pid");
+    const yaml = `${HEAD}do:
+  - long:
+      run:
+        worker: {name: ${childName}, arguments: {command: /bin/sh, args: ["-c", "echo $$ > ${pidFile}; exec sleep 30"]}}
+`;
+    const started = await fx.api.job.Enqueue({ worker_id: { value: bg.id.value }, args: wf.encodeArgs({ workflow_data: yaml, input: "{}" }, "run"), timeout: 60_000 });
+    await waitUntil(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() !== "", { timeoutMs: 20_000, what: "the child process" });
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    expect(alive(pid)).toBe(true);
+    await fx.api.job.Delete({ value: started.response.id.value });
+    const result = await waitUntil(async () => (await collect(fx.api.jobResult.FindListBy({ worker_ids: [{ value: child }] })))[0], { timeoutMs: 15_000, what: "the child's result" });
+    expect(result.data.status).toBe("CANCELLED");
+    await waitUntil(() => !alive(pid), { timeoutMs: 10_000, what: "the child process to end" });
+  });
+
+  it("useStreaming with await: false is rejected (jobworkerp), useStreaming alone runs the job to its result", async () => {
+    const bad = `${HEAD}do:\n  - s:\n      useStreaming: true\n      run:\n        await: false\n        shell: {command: 'echo x'}\n`;
+    const r = await run({ workflow_data: bad, input: "{}" });
+    expect(r.status).toBe("FATAL_ERROR");
+    expect(Buffer.from(r.output!.items).toString()).toMatch(/\/do\/0\/s: useStreaming cannot be combined with await: false/);
+    const ok = `${HEAD}do:\n  - s:\n      useStreaming: true\n      run:\n        shell: {command: 'echo streamed'}\n`;
+    expect(await runOk(ok)).toBe("streamed\n");
   });
 });

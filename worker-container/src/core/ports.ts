@@ -141,6 +141,13 @@ export interface Store {
   /** Ordered by id. */
   findFunctionSets(limit?: number, offset?: number): Promise<FunctionSet[]>;
   countFunctionSets(): Promise<number>;
+
+  // workflow checkpoints (WORKFLOW runner): data is a CheckPointContext as JSON text; a later save of the same
+  // (execution key, position) replaces the earlier one.
+  saveWorkflowCheckpoint(executionKey: string, position: string, data: string, savedAt: number): Promise<void>;
+  loadWorkflowCheckpoint(executionKey: string, position: string): Promise<string | undefined>;
+  /** Removes every checkpoint of an execution; returns how many. */
+  deleteWorkflowCheckpoints(executionKey: string): Promise<number>;
 }
 
 // ---------------------------------------------------------------- JobQueue (memory, Redis, SQS)

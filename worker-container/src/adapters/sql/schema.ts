@@ -103,7 +103,18 @@ export interface FunctionSetTable {
   created_at: Int64;
 }
 
+export interface WorkflowCheckpointTable {
+  /** "<workflow name>:<execution id>" */
+  execution_key: string;
+  /** JSON pointer of the checkpointed task. */
+  position: string;
+  /** The CheckPointContext as JSON text. */
+  data: string;
+  saved_at: Int64;
+}
+
 export interface Database {
+  workflow_checkpoint: WorkflowCheckpointTable;
   function_set: FunctionSetTable;
   worker: WorkerTable;
   runner: RunnerTable;

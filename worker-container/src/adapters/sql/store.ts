@@ -446,6 +446,39 @@ export class SqlStore implements Store {
       .executeTakeFirstOrThrow();
     return num(row.n);
   }
+
+  // ------------------------------------------------------------------ workflow checkpoints
+
+  async saveWorkflowCheckpoint(executionKey: string, position: string, data: string, savedAt: number): Promise<void> {
+    const row = { execution_key: executionKey, position, data, saved_at: BigInt(Math.trunc(savedAt)) };
+    // insert, or replace on a duplicate key (portable; no dialect-specific upsert)
+    try {
+      await this.db.insertInto("workflow_checkpoint").values(row).execute();
+    } catch (e) {
+      if (!this.dialect.isUniqueViolation(e)) throw e;
+      await this.db
+        .updateTable("workflow_checkpoint")
+        .set({ data, saved_at: row.saved_at })
+        .where("execution_key", "=", executionKey)
+        .where("position", "=", position)
+        .execute();
+    }
+  }
+
+  async loadWorkflowCheckpoint(executionKey: string, position: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom("workflow_checkpoint")
+      .select("data")
+      .where("execution_key", "=", executionKey)
+      .where("position", "=", position)
+      .executeTakeFirst();
+    return row?.data;
+  }
+
+  async deleteWorkflowCheckpoints(executionKey: string): Promise<number> {
+    const res = await this.db.deleteFrom("workflow_checkpoint").where("execution_key", "=", executionKey).executeTakeFirst();
+    return n(res.numDeletedRows);
+  }
 }
 
 // ------------------------------------------------------------------ filters

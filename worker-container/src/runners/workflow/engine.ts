@@ -3,6 +3,7 @@
 // task's JSON pointer as `instance`, timeouts and cancellation.
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { randomUUID } from "node:crypto";
+import { executionKey, type CheckpointData, type CheckpointStore } from "./checkpoint.js";
 import { durationMs, sleep } from "./duration.js";
 import { WorkflowError, asWorkflowError, errorType, type WorkflowErrorShape } from "./errors.js";
 import { ensureJq, evalExpr, evalTemplate, isJq, isLiquid, truthy, type Vars } from "./expressions.js";
@@ -35,6 +36,11 @@ export interface RunOptions {
   /** Loads a nested workflow's definition (run.workflow). */
   loadNested?(src: { data?: string | object; url?: string }): Promise<Def>;
   id?: string;
+  /** jobworkerp execution id: with `checkpointing.enabled`, `checkpoint: true` tasks save their state under it. */
+  executionId?: string;
+  checkpoints?: CheckpointStore;
+  /** Continue after the checkpointed top-level task at `position` (its saved state, or `data` given instead). */
+  resume?: { position: string; data?: CheckpointData };
 }
 
 export interface Outcome {
@@ -53,6 +59,8 @@ interface ListResult {
 }
 interface TaskResult {
   output: unknown;
+  /** The task's input after input.from (saved in checkpoints). */
+  input?: unknown;
   flow?: Flow;
   /** A directive chosen by the task itself (switch). */
   then?: string;
@@ -115,12 +123,20 @@ export class WorkflowRun {
     const wfTimeout = this.timeoutOf(this.def.timeout) ?? this.opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     try {
       const out = await withTimeout(wfTimeout, signal, "/", async (sig) => {
-        let input: unknown = this.opts.input ?? {};
-        this.checkSchema(this.def.input?.schema, input, "/input", "input");
-        input = this.applyDefaults(this.def.input?.schema, input);
-        this.workflowInput = input;
-        if (this.def.input?.from !== undefined) input = evalExpr(this.def.input.from, input, this.vars$({}, { input }));
-        const r = await this.runList(this.def.do as TaskItem[], input, "/do", {}, sig);
+        let input: unknown;
+        let r: ListResult;
+        if (this.opts.resume) {
+          const from = await this.restore(this.opts.resume);
+          input = this.workflowInput;
+          r = from.index < 0 ? { output: from.output } : await this.runList(this.def.do as TaskItem[], from.output, "/do", {}, sig, from.index);
+        } else {
+          input = this.opts.input ?? {};
+          this.checkSchema(this.def.input?.schema, input, "/input", "input");
+          input = this.applyDefaults(this.def.input?.schema, input);
+          this.workflowInput = input;
+          if (this.def.input?.from !== undefined) input = evalExpr(this.def.input.from, input, this.vars$({}, { input }));
+          r = await this.runList(this.def.do as TaskItem[], input, "/do", {}, sig);
+        }
         let output = r.output;
         if (this.def.output?.as !== undefined) output = evalExpr(this.def.output.as, output, this.vars$({}, { input, output }));
         this.checkSchema(this.def.output?.schema, output, "/output", "output");
@@ -134,6 +150,68 @@ export class WorkflowRun {
       const err = asWorkflowError(e, this.position).toJSON();
       return { id: this.id, status: "Faulted", output: err, position: this.position, error: err };
     }
+  }
+
+  private get checkpointKey(): string | undefined {
+    if (!this.def.checkpointing?.enabled || !this.opts.executionId || !this.opts.checkpoints) return undefined;
+    return executionKey(String(this.def.document?.name ?? ""), this.opts.executionId);
+  }
+
+  /** Saves the state after a completed top-level task (checkpoint: true, or a `then: wait` pause). */
+  private async saveCheckpoint(at: string, r: TaskResult, flow: string): Promise<void> {
+    const key = this.checkpointKey;
+    if (!key) return;
+    const data: CheckpointData = {
+      workflow: { name: String(this.def.document?.name ?? ""), input: JSON.stringify(this.workflowInput ?? null), context_variables: JSON.stringify(this.vars) },
+      task: { input: JSON.stringify(r.input ?? null), output: JSON.stringify(r.output ?? null), context_variables: JSON.stringify({ context: this.context }), flow_directive: flow },
+    };
+    try {
+      await this.opts.checkpoints!.save(key, at, data);
+    } catch (e) {
+      throw WorkflowError.of("runtime", "cannot save checkpoint", (e as Error).message, at);
+    }
+  }
+
+  /**
+   * Restores a checkpoint: workflow input, context variables and $context come back; the result is where the
+   * root list goes on (index -1: nothing left) and with which input.
+   */
+  private async restore(resume: { position: string; data?: CheckpointData }): Promise<{ index: number; output: unknown }> {
+    const at = resume.position;
+    const fail = (detail: string) => WorkflowError.of("configuration", "cannot resume", detail, at);
+    if (!this.opts.executionId) throw fail("resuming needs an execution_id");
+    const key = executionKey(String(this.def.document?.name ?? ""), this.opts.executionId);
+    let data = resume.data;
+    if (data) await this.opts.checkpoints?.save(key, at, data);
+    else data = await this.opts.checkpoints?.load(key, at);
+    if (!data) throw fail(`no checkpoint at '${at}' for execution '${this.opts.executionId}'`);
+    const list = this.def.do as TaskItem[];
+    const names = list.map((item) => Object.keys(item)[0]);
+    const m = /^\/do\/(\d+)\/(.+)$/.exec(at);
+    const i = m ? Number(m[1]) : -1;
+    if (!m || names[i] === undefined || names[i].replace(/~/g, "~0").replace(/\//g, "~1") !== m[2]) {
+      throw fail(`'${at}' is not the position of a top-level task of this workflow`);
+    }
+    const parse = (text: string | undefined, what: string): unknown => {
+      try {
+        return text ? JSON.parse(text) : null;
+      } catch (e) {
+        throw fail(`checkpoint ${what} is not JSON: ${(e as Error).message}`);
+      }
+    };
+    this.workflowInput = parse(data.workflow?.input, "workflow.input");
+    Object.assign(this.vars, (parse(data.workflow?.context_variables, "workflow.context_variables") as object | null) ?? {});
+    const taskVars = parse(data.task?.context_variables, "task.context_variables") as { context?: unknown } | null;
+    if (taskVars && "context" in taskVars) this.context = taskVars.context;
+    const output = parse(data.task?.output, "task.output");
+    for (let j = 0; j <= i; j++) this.emit({ task_completed: { task_type: taskType(list[j][names[j]]) ?? "unknown", task_name: names[j], position: `/do/${j}/${names[j]}`, skipped: true } });
+    this.position = at;
+    const flow = data.task?.flow_directive || "continue";
+    if (flow === "continue" || flow === "wait") return { index: i + 1 < list.length ? i + 1 : -1, output };
+    if (flow === "exit" || flow === "end") return { index: -1, output };
+    const j = names.indexOf(flow);
+    if (j < 0) throw fail(`the checkpoint's flow directive names no task '${flow}'`);
+    return { index: j, output };
   }
 
   private timeoutOf(t: unknown): number | undefined {
@@ -170,9 +248,9 @@ export class WorkflowRun {
     return out;
   }
 
-  async runList(list: TaskItem[], input: unknown, at: string, scope: Scope, signal: AbortSignal): Promise<ListResult> {
+  async runList(list: TaskItem[], input: unknown, at: string, scope: Scope, signal: AbortSignal, startAt = 0): Promise<ListResult> {
     let current = input;
-    let i = 0;
+    let i = startAt;
     const names = list.map((item) => Object.keys(item)[0]);
     while (i < list.length) {
       if (signal.aborted) throw signal.reason;
@@ -181,6 +259,7 @@ export class WorkflowRun {
       const pointer = `${at}/${i}/${name.replace(/~/g, "~0").replace(/\//g, "~1")}`;
       const r = await this.runTask(name, task, current, pointer, scope, signal);
       current = r.output;
+      if (at === "/do" && (task.checkpoint === true || r.then === "wait")) await this.saveCheckpoint(pointer, r, r.flow ?? r.then ?? "continue");
       if (r.flow) return { output: current, flow: r.flow };
       const directive = r.then;
       if (directive === undefined || directive === "continue") i++;
@@ -206,7 +285,7 @@ export class WorkflowRun {
         const cond = typeof task.if === "boolean" ? task.if : truthy(evalExpr(task.if, rawInput, this.vars$(scope, { input: rawInput, task: taskVar(rawInput, null) })));
         if (!cond) {
           this.emit({ task_completed: { task_type: type, task_name: name, position: at, skipped: true } });
-          return { output: rawInput };
+          return { output: rawInput, input: rawInput };
         }
       }
       this.emit({ task_started: { task_type: type, task_name: name, position: at } });
@@ -231,7 +310,7 @@ export class WorkflowRun {
       }
       this.position = at;
       this.emit({ task_completed: { task_type: type, task_name: name, position: at } });
-      return { output, flow: r.flow, then };
+      return { output, input, flow: r.flow, then };
     } catch (e) {
       if (signal.aborted && !(e instanceof WorkflowError)) throw e;
       throw asWorkflowError(e, at);

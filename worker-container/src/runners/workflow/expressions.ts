@@ -5,6 +5,7 @@
 import { loadJq, type Jq } from "jq-wasm";
 import { Liquid, type Template } from "liquidjs";
 import { WorkflowError } from "./errors.js";
+import { evalFast, NOT_FAST } from "./jq_fast.js";
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type Vars = Record<string, unknown>;
@@ -48,47 +49,10 @@ function referencedVars(program: string): string[] {
 }
 
 // ------------------------------------------------------------------------------ fast path
-// `.`, `.a.b[0]`, `$x.a` and literals are evaluated here: they are most expressions in practice and jq-wasm
-// costs ~1 ms per call. Anything the fast path is unsure about (type mismatches) goes to jq, which gives the
-// error jq gives.
-const SIMPLE_RE = /^\s*(\.|\$[A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[\d+\])*)\s*$/;
-const SIMPLE_DOT_RE = /^\s*\.((?:[A-Za-z_]\w*)(?:\.[A-Za-z_]\w*|\[\d+\])*)\s*$/;
-const STEP_RE = /\.([A-Za-z_]\w*)|\[(\d+)\]/g;
-const NO_FAST = Symbol("no fast path");
-
-function walk(root: unknown, path: string): unknown {
-  let v = root;
-  for (const m of path.matchAll(STEP_RE)) {
-    if (v === null || v === undefined) return null;
-    if (m[1] !== undefined) {
-      if (typeof v !== "object" || Array.isArray(v)) return NO_FAST;
-      v = (v as Record<string, unknown>)[m[1]];
-    } else {
-      if (!Array.isArray(v)) return NO_FAST;
-      v = v[Number(m[2])];
-    }
-    if (v === undefined) v = null;
-  }
-  return v;
-}
-
-function fastEval(program: string, input: unknown, vars: Vars): unknown {
-  const t = program.trim();
-  if (t === "." || t === "") return input;
-  if (t === "null") return null;
-  if (t === "true") return true;
-  if (t === "false") return false;
-  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
-  let m = SIMPLE_DOT_RE.exec(t);
-  if (m) return walk(input, "." + m[1]);
-  m = SIMPLE_RE.exec(t);
-  if (m && m[1] !== ".") {
-    const name = m[1].slice(1);
-    if (!(name in vars)) return NO_FAST;
-    return walk(vars[name], m[2]);
-  }
-  return NO_FAST;
-}
+// jq-wasm costs ~1 ms a call; the common subset (paths, literals, arithmetic, comparisons, construction) is
+// evaluated natively in jq_fast.ts, which hands anything it cannot answer exactly as jq would back to jq.
+const NO_FAST = NOT_FAST;
+const fastEval = evalFast;
 
 /** Runs a jq program; one result is returned as is, none as null, several as an array. */
 export function runJq(program: string, input: unknown, vars: Vars): unknown {
@@ -97,6 +61,11 @@ export function runJq(program: string, input: unknown, vars: Vars): unknown {
     jqStats.fast++;
     return fast;
   }
+  return runJqWasm(program, input, vars);
+}
+
+/** Runs a jq program in jq-wasm only (no fast path). */
+export function runJqWasm(program: string, input: unknown, vars: Vars): unknown {
   const flags: string[] = [];
   for (const name of referencedVars(program)) {
     if (name in vars) flags.push("--argjson", name, JSON.stringify(vars[name] ?? null));
@@ -216,12 +185,25 @@ export function evalTemplate(value: unknown, input: unknown, vars: Vars): unknow
   // objects of several jq leaves (set, arguments…) are evaluated in one jq call
   if (value && typeof value === "object" && !Array.isArray(value)) {
     const entries = Object.entries(value);
-    const slow = entries.filter(([, v]) => typeof v === "string" && isJq(v) && fastEval(jqBody(v), input, vars) === NO_FAST);
+    const done = new Map<string, unknown>();
+    const slow: [string, string][] = [];
+    for (const [k, v] of entries) {
+      if (typeof v !== "string" || !isJq(v)) continue;
+      const body = jqBody(v);
+      const fast = fastEval(body, input, vars);
+      if (fast === NO_FAST) slow.push([k, body]);
+      else {
+        jqStats.fast++;
+        done.set(k, fast);
+      }
+    }
     if (slow.length > 1) {
-      const results = runJqBatch(slow.map(([, v]) => jqBody(v as string)), input, vars);
-      const byKey = new Map(slow.map(([k], i) => [k, results[i]]));
+      const results = runJqBatch(slow.map(([, b]) => b), input, vars);
+      slow.forEach(([k], i) => done.set(k, results[i]));
+    }
+    if (done.size > 0) {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of entries) out[k] = byKey.has(k) ? byKey.get(k) : evalTemplate(v, input, vars);
+      for (const [k, v] of entries) out[k] = done.has(k) ? done.get(k) : evalTemplate(v, input, vars);
       return out;
     }
   }

@@ -1,6 +1,7 @@
 // What the engine needs from the job system to run `run` tasks: implemented over the System
 // (system_host.ts) and bound late, because the runner registry is built before the System exists.
 import type { WorkerData } from "../../gen/jobworkerp/data/worker_pb.js";
+import type { CheckpointStore } from "./checkpoint.js";
 
 export interface JobCall {
   /** Runner name (COMMAND, HTTP_REQUEST, an MCP server…): a temporary worker with `settings` runs the job. */
@@ -31,6 +32,8 @@ export interface JobHost {
   exists?(kind: "runner" | "worker", name: string): Promise<boolean>;
   /** Creates a worker (WORKFLOW `create`); resolves to its id. */
   createWorker?(data: WorkerData): Promise<bigint>;
+  /** Where checkpoints are kept (the running shape's Store). */
+  readonly checkpoints?: CheckpointStore;
 }
 
 export class LateBoundJobHost implements JobHost {
@@ -38,6 +41,10 @@ export class LateBoundJobHost implements JobHost {
 
   bind(host: JobHost): void {
     this.host = host;
+  }
+
+  get checkpoints(): CheckpointStore | undefined {
+    return this.host?.checkpoints;
   }
 
   call(c: JobCall, signal: AbortSignal, hooks?: JobCallHooks): Promise<unknown> {

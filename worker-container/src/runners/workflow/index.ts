@@ -12,6 +12,7 @@ import { WorkflowResult_WorkflowStatus, WorkflowResultSchema } from "../../gen/j
 import { WorkflowRunnerSettingsSchema, type WorkflowRunnerSettings } from "../../gen/jobworkerp/runner/workflow_runner_pb.js";
 import { protoText } from "../proto_text.js";
 import { RunnerError, type RunContext, type RunnerDefinition, type RunnerInstance } from "../runner.js";
+import { MemoryCheckpoints, type CheckpointData } from "./checkpoint.js";
 import type { Outcome, WorkflowEvent } from "./engine.js";
 import { DefinitionError } from "./errors.js";
 import type { JobHost } from "./host.js";
@@ -81,6 +82,22 @@ function encodeOutcome(o: Outcome): Uint8Array {
   );
 }
 
+/** Checkpoints of hosts without a Store (kept in this process only). */
+const processCheckpoints = new MemoryCheckpoints();
+
+function resumeOf(args: WorkflowRunArgs): { position: string; data?: CheckpointData } | undefined {
+  const c = args.fromCheckpoint;
+  if (!c) return undefined;
+  if (!c.position) throw new RunnerError("FATAL_ERROR", "from_checkpoint.position is required");
+  if (!args.executionId) throw new RunnerError("FATAL_ERROR", "from_checkpoint needs execution_id");
+  const d = c.data;
+  const data: CheckpointData | undefined = d && {
+    workflow: { name: d.workflow?.name ?? "", input: d.workflow?.input ?? "", context_variables: d.workflow?.contextVariables ?? "" },
+    task: { input: d.task?.input ?? "", output: d.task?.output ?? "", context_variables: d.task?.contextVariables ?? "", flow_directive: d.task?.flowDirective ?? "" },
+  };
+  return { position: c.position, data };
+}
+
 const isTopLevel = (position: string) => /^\/do\/\d+\/[^/]+$/.test(position);
 
 class WorkflowInstance implements RunnerInstance {
@@ -112,6 +129,9 @@ class WorkflowInstance implements RunnerInstance {
       defaultTimeoutMs: this.opts.defaultTimeoutMs,
       loadOptions,
       id: args.executionId || undefined,
+      executionId: args.executionId || undefined,
+      checkpoints: this.opts.host.checkpoints ?? processCheckpoints,
+      resume: resumeOf(args),
     });
   }
 

@@ -11,6 +11,7 @@ import type { RunnerDefinition } from "../runner.js";
 import { durationMs } from "./duration.js";
 import { WorkflowError } from "./errors.js";
 import type { JobCall, JobCallHooks, JobHost } from "./host.js";
+import { StoreCheckpoints } from "./checkpoint.js";
 
 const DEFAULT_JOB_TIMEOUT_MS = 3_600_000;
 type Deps = Pick<System, "store" | "runners" | "workers" | "front" | "ids">;
@@ -33,7 +34,11 @@ function retryPolicy(r: Record<string, any> | undefined) {
 }
 
 export class SystemJobHost implements JobHost {
-  constructor(private readonly sys: Deps) {}
+  readonly checkpoints: StoreCheckpoints;
+
+  constructor(private readonly sys: Deps) {
+    this.checkpoints = new StoreCheckpoints(sys.store);
+  }
 
   private async runnerByName(name: string): Promise<RunnerDefinition> {
     const row = this.sys.runners.builtinRows(0).find((r) => r.name === name) ?? (await this.sys.store.findRunnerByName(name));

@@ -116,6 +116,9 @@ function checkList(list: TaskItem[], at: string, problems: string[]): void {
       problems.push(...ajvProblems(validate.errors, here));
       return;
     }
+    if (type === "run" && task.useStreaming === true && task.run?.await === false) problems.push(`${here}: useStreaming cannot be combined with await: false`);
+    // a resumed run continues in the root list; inner lists (for items, branches, try) have no resumable state
+    if (task.checkpoint === true && at !== "/do") problems.push(`${here}/checkpoint: checkpoints are supported on top-level tasks only`);
     for (const [v, rel] of expressionFields(task, type)) checkExpression(v as string, `${here}/${rel}`, true, problems);
     // free-form values: nested lists are walked below with their own pointers
     const lists = childLists(task, here);

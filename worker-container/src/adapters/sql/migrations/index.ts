@@ -4,12 +4,14 @@ import type { ColumnTypes } from "../dialect.js";
 import { initialMigration } from "./001_initial.js";
 import { resultAttemptMigration } from "./002_result_attempt.js";
 import { functionSetsMigration } from "./003_function_sets.js";
+import { workflowCheckpointsMigration } from "./004_workflow_checkpoints.js";
 
 export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
   return {
     "001_initial": initialMigration(types),
     "002_result_attempt": resultAttemptMigration,
     "003_function_sets": functionSetsMigration(types),
+    "004_workflow_checkpoints": workflowCheckpointsMigration(types),
   };
 }
 
