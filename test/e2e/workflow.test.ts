@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, collectSettled, Status } from "../helpers/client.js";
 import { createCommandWorker, expectAlive, uniqueName, useServer, waitUntil } from "../helpers/fixture.js";
+import { decodeMessage } from "../helpers/protos.js";
 import { servedCodec, type ServedCodec } from "../helpers/served_protos.js";
 
 const dir = mkdtempSync(join(tmpdir(), "e2e-workflow-"));
@@ -170,15 +171,52 @@ describe("WORKFLOW", () => {
     await expectAlive(fx);
   });
 
-  it("streaming: a snapshot per top-level task, then the final result", async () => {
-    const yaml = `${HEAD}do:\n  - a:\n      set: {x: 1}\n  - b:\n      set: {y: '\${ .x + 1 }'}\n`;
+  it("streaming: a WorkflowEvent per engine event as it happens (real child job ids), an empty chunk, then the WorkflowResult", async () => {
+    // storeSuccess on the run task's temporary worker: job_completed then names the stored result
+    const yaml = `${HEAD}do:
+  - hello:
+      run:
+        runner:
+          name: COMMAND
+          arguments: {command: /bin/echo, args: [hi]}
+          options: {storeSuccess: true}
+      output: {as: '{said: .stdout}'}
+  - b:
+      set: {said: '\${ .said }', n: 2}
+`;
     const s = await collectSettled(fx.api.job.EnqueueForStream({ worker_id: { value: workerId }, args: wf.encodeArgs({ workflow_data: yaml, input: "{}" }, "run") }));
     expect(s.error, s.error?.details).toBeNull();
     expect(s.status?.code).toBe(Status.OK);
-    const items = s.items.filter((i) => i.data).map((i) => wf.decodeResult(i.data!, "run"));
-    expect(items.map((i) => i.position)).toEqual(["/do/0/a", "/do/1/b", "/do/1/b"]);
-    expect(items.at(-1)!.status ?? "Completed").toBe("Completed");
-    expect(JSON.parse(items.at(-1)!.output)).toEqual({ y: 2 });
+    expect(s.items.at(-1)!.item).toBe("end");
+    const chunks = s.items.filter((i) => i.item === "data").map((i) => i.data!);
+    // the events end at the empty chunk; the one after it (the last data chunk) is the method's result
+    const sep = chunks.findIndex((c) => c.length === 0);
+    expect(sep).toBe(chunks.length - 2);
+    // events decoded with the contract's proto (jobworkerp.data.WorkflowEvent), loaded independently of the server
+    const events = chunks.slice(0, sep).map((c) => decodeMessage("jobworkerp.data.WorkflowEvent", c));
+    expect(events.map((e) => e.event)).toEqual(["task_started", "job_started", "job_completed", "task_completed", "task_started", "task_completed"]);
+    const [t0, started, completed, t0done, t1, t1done] = events;
+    expect(t0.task_started).toEqual({ task_type: "run", task_name: "hello", position: "/do/0/hello" });
+    expect(started.job_started).toMatchObject({ runner_name: "COMMAND", position: "/do/0/hello" });
+    expect(started.job_started.worker_name ?? "").toBe(""); // a runner's temporary worker has no name to report
+    const childId = started.job_started.job_id.value;
+    expect(BigInt(childId)).toBeGreaterThan(0n);
+    expect(completed.job_completed.job_id.value).toBe(childId);
+    expect(completed.job_completed.position).toBe("/do/0/hello");
+    // the id is the real child job's: its stored result names it and carries the echo's output
+    const resultId = completed.job_completed.job_result_id.value;
+    const { response: stored } = await fx.api.jobResult.Find({ value: resultId });
+    expect(stored.data!.data.job_id.value).toBe(childId);
+    const cmd = await servedCodec(fx.api, "COMMAND");
+    expect(cmd.decodeResult(stored.data!.data.output!.items).stdout).toBe("hi\n");
+    expect(t0done.task_completed).toEqual({ task_type: "run", task_name: "hello", position: "/do/0/hello" });
+    expect(t1.task_started).toEqual({ task_type: "set", task_name: "b", position: "/do/1/b" });
+    expect(t1done.task_completed).toEqual({ task_type: "set", task_name: "b", position: "/do/1/b" });
+    // the final result, decoded with the `run` method's served result_proto
+    const final = wf.decodeResult(chunks.at(-1)!, "run");
+    expect(final.status ?? "Completed", final.error_message).toBe("Completed");
+    expect(final.position).toBe("/do/1/b");
+    expect(JSON.parse(final.output)).toEqual({ said: "hi\n", n: 2 });
   });
 
   it("run.worker and run.function (workerName / runnerName) run jobs on named workers and runners", async () => {

@@ -22,7 +22,8 @@ export interface JobCall {
 
 export interface JobCallHooks {
   onStarted?(jobId: string, runnerName: string, workerName?: string): void;
-  onCompleted?(jobId: string): void;
+  /** `resultId`: the stored JobResult's id, when the worker stored it. */
+  onCompleted?(jobId: string, resultId?: string): void;
 }
 
 export interface JobHost {

@@ -1,6 +1,14 @@
-// WORKFLOW runner (32769): `run` (default; streaming yields a WorkflowResult snapshot per completed top-level
-// task, then the final one) runs a workflow from the args or the worker's settings (args win); `create` makes a
-// WORKFLOW worker from a validated definition.
+// WORKFLOW runner (32769): `run` (default) runs a workflow from the args or the worker's settings (args win);
+// `create` makes a WORKFLOW worker from a validated definition.
+//
+// A streamed `run` (EnqueueForStream / ListenStream) sends, as `data` chunks:
+//   1. one jobworkerp.data.WorkflowEvent per engine event, as it happens (task_started, job_started with the
+//      child job's id, job_completed, task_completed, for_item_failed, ...);
+//   2. one empty chunk (a WorkflowEvent with no event): the events are over;
+//   3. the final jobworkerp.runner.WorkflowResult (the method's result_proto); then the stream's `end`.
+// A client decodes chunks as WorkflowEvent until the empty one, and the next with result_proto. The final result
+// is also simply the last data chunk, so clients that reduce a stream to its last chunk (jobworkerp-rs's
+// collect_stream of WorkflowResult snapshots) still get it. A failing job ends with the job's error status.
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { QueueType, ResponseType, RetryType, RunnerType } from "../../gen/jobworkerp/data/common_pb.js";
 import { StreamingOutputType } from "../../gen/jobworkerp/data/runner_pb.js";
@@ -15,6 +23,7 @@ import { RunnerError, type RunContext, type RunnerDefinition, type RunnerInstanc
 import { MemoryCheckpoints, type CheckpointData } from "./checkpoint.js";
 import type { Outcome, WorkflowEvent } from "./engine.js";
 import { DefinitionError } from "./errors.js";
+import { END_OF_EVENTS, encodeEvent } from "./events.js";
 import type { JobHost } from "./host.js";
 import type { Source } from "./load.js";
 import { prepareWorkflow, runWorkflow } from "./workflow.js";
@@ -98,8 +107,6 @@ function resumeOf(args: WorkflowRunArgs): { position: string; data?: CheckpointD
   return { position: c.position, data };
 }
 
-const isTopLevel = (position: string) => /^\/do\/\d+\/[^/]+$/.test(position);
-
 class WorkflowInstance implements RunnerInstance {
   constructor(
     private readonly settings: WorkflowRunnerSettings,
@@ -147,13 +154,9 @@ class WorkflowInstance implements RunnerInstance {
     }
     const queue: Uint8Array[] = [];
     let wake: (() => void) | undefined;
-    const id = "";
     const onEvent = (e: WorkflowEvent) => {
-      if ("task_completed" in e && isTopLevel(e.task_completed.position)) {
-        const snap = create(WorkflowResultSchema, { id, position: e.task_completed.position, status: WorkflowResult_WorkflowStatus.Running });
-        queue.push(toBinary(WorkflowResultSchema, snap));
-        wake?.();
-      }
+      queue.push(encodeEvent(e));
+      wake?.();
     };
     let done = false;
     let final: Outcome | undefined;
@@ -175,6 +178,7 @@ class WorkflowInstance implements RunnerInstance {
       wake = undefined;
     }
     if (failure) throw failure;
+    yield END_OF_EVENTS;
     yield encodeOutcome(final!);
   }
 

@@ -27,7 +27,7 @@ async function callJob(c: JobCall, ctx: RunTaskContext): Promise<unknown> {
   try {
     return await ctx.host.call(c, ctx.signal, {
       onStarted: (jobId, runnerName, workerName) => ctx.emit({ job_started: { job_id: jobId, runner_name: runnerName, worker_name: workerName, position: ctx.at } }),
-      onCompleted: (jobId) => ctx.emit({ job_completed: { job_id: jobId, position: ctx.at } }),
+      onCompleted: (jobId, resultId) => ctx.emit({ job_completed: { job_id: jobId, job_result_id: resultId, position: ctx.at } }),
     });
   } catch (e) {
     if (ctx.signal.aborted) throw ctx.signal.reason;

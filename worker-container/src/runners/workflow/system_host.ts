@@ -126,7 +126,9 @@ export class SystemJobHost implements JobHost {
     const finish = async () => {
       const result = await enq.result;
       await cleanup();
-      hooks.onCompleted?.(jobId.toString());
+      const d = result?.data;
+      const stored = d && (d.status === ResultStatus.SUCCESS ? d.storeSuccess : d.storeFailure);
+      hooks.onCompleted?.(jobId.toString(), stored ? result!.id?.value.toString() : undefined);
       return result;
     };
     if (c.noWait) {
