@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
 // context (mysqlUrl, redisUrl) reaches every project.
 const common = {
   testTimeout: 30_000,
-  hookTimeout: 60_000,
+  hookTimeout: 120_000, // a Scalable cluster (4 processes) may take long to start on a loaded machine
   pool: "forks" as const,
 };
 

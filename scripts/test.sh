@@ -68,7 +68,8 @@ report="$gen_tmp/vitest.json"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 if [ -f "$report" ]; then
-  # One plain summary line, whatever the reporter prints.
-  node -e 'const r=require(process.argv[1]);console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report"
+  # One plain summary line, whatever the reporter prints. A file that fails before its tests run (e.g. a server
+  # that did not start) counts as a failure; skipped tests are reported (there should be none).
+  node -e 'const r=require(process.argv[1]);const failed=r.numFailedTests+r.numFailedTestSuites;const skipped=r.numPendingTests+r.numTodoTests;console.log(`tests: ${r.numPassedTests} passed, ${failed} failed${skipped?`, ${skipped} skipped`:""}`)' "$report"
 fi
 exit $status

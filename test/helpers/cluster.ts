@@ -100,7 +100,7 @@ async function waitReady(p: ServerProc, check: () => Promise<boolean>, timeoutMs
 
 export async function startCluster(opts: StartClusterOptions = {}): Promise<Cluster> {
   const state = opts.state ?? (await newClusterState());
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 45_000; // generous: tsx compiles each process's code at start, slow on a loaded CI machine
   const common: Record<string, string> = {
     ...baseEnv(),
     STORAGE_TYPE: "Scalable",

@@ -23,7 +23,7 @@ export interface StartServerOptions {
    * Embedded: the SQLite file. Scalable: a small JSON file holding the cluster's {mysqlUrl, redisPrefix}.
    */
   sqlitePath?: string;
-  /** How long to wait for health SERVING (default 15 s embedded, 20 s per process scalable). */
+  /** How long to wait for health SERVING (default 30 s embedded, 45 s per process scalable: tsx compiles at start). */
   readyTimeoutMs?: number;
 }
 
@@ -90,7 +90,7 @@ async function startEmbedded(opts: StartServerOptions): Promise<ServerHandle> {
     kill: p.kill,
   };
 
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
   let lastErr = "";
   for (;;) {
     const info = p.exitInfo();
@@ -106,7 +106,7 @@ async function startEmbedded(opts: StartServerOptions): Promise<ServerHandle> {
     }
     if (Date.now() > deadline) {
       await handle.kill();
-      throw new Error(`server not SERVING within ${opts.readyTimeoutMs ?? 15_000} ms (${lastErr})\n--- server output ---\n${p.logs()}`);
+      throw new Error(`server not SERVING within ${opts.readyTimeoutMs ?? 30_000} ms (${lastErr})\n--- server output ---\n${p.logs()}`);
     }
     await sleep(100);
   }
@@ -158,7 +158,7 @@ async function startScalable(opts: StartServerOptions): Promise<ServerHandle> {
     env,
     workerEnv: (i) => splitWorkerEnv(env, i),
     state,
-    readyTimeoutMs: opts.readyTimeoutMs ?? 20_000,
+    readyTimeoutMs: opts.readyTimeoutMs ?? 45_000,
   });
   const first = cluster.fronts[0];
   const procs = () => [...cluster.fronts, ...cluster.workers];
