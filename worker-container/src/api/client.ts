@@ -2,7 +2,8 @@
 import { create, fromBinary, toBinary, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 
-export function serviceClient(service: DescService, address: string, options: grpc.ClientOptions = {}): grpc.Client {
+/** A grpc-js client constructor for a generated service (protobuf-es messages in and out). */
+export function serviceClientConstructor(service: DescService): grpc.ServiceClientConstructor {
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const m of service.methods) {
     const input: DescMessage = m.input;
@@ -17,7 +18,11 @@ export function serviceClient(service: DescService, address: string, options: gr
       responseDeserialize: (buf: Buffer) => fromBinary(output, buf),
     };
   }
-  const Ctor = grpc.makeGenericClientConstructor(definition as grpc.ServiceDefinition, service.name);
+  return grpc.makeGenericClientConstructor(definition as grpc.ServiceDefinition, service.name);
+}
+
+export function serviceClient(service: DescService, address: string, options: grpc.ClientOptions = {}): grpc.Client {
+  const Ctor = serviceClientConstructor(service);
   return new Ctor(address, grpc.credentials.createInsecure(), options);
 }
 

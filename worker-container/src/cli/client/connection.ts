@@ -1,7 +1,8 @@
 // One gRPC channel to the server shared by every service client, with the auth header and deadline on each call.
-import { create, fromBinary, toBinary, type DescMessage, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import type { DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
+import { serviceClientConstructor } from "../../api/client.js";
 import { CliError, UsageError } from "./errors.js";
 
 export const AUTH_HEADER = "jobworkerp-auth";
@@ -57,21 +58,7 @@ export class Connection {
   private client(service: DescService): grpc.Client {
     let c = this.clients.get(service.typeName);
     if (!c) {
-      const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-      for (const m of service.methods) {
-        const input: DescMessage = m.input;
-        const output: DescMessage = m.output;
-        definition[m.localName] = {
-          path: `/${service.typeName}/${m.name}`,
-          requestStream: m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming",
-          responseStream: m.methodKind === "server_streaming" || m.methodKind === "bidi_streaming",
-          requestSerialize: (msg: unknown) => Buffer.from(toBinary(input, create(input, msg as never))),
-          requestDeserialize: (buf: Buffer) => fromBinary(input, buf),
-          responseSerialize: (msg: unknown) => Buffer.from(toBinary(output, msg as never)),
-          responseDeserialize: (buf: Buffer) => fromBinary(output, buf),
-        };
-      }
-      const Ctor = grpc.makeGenericClientConstructor(definition as grpc.ServiceDefinition, service.name);
+      const Ctor = serviceClientConstructor(service);
       c = new Ctor("unused", grpc.credentials.createInsecure(), { channelOverride: this.channel });
       this.clients.set(service.typeName, c);
     }
