@@ -219,6 +219,45 @@ describe("WORKFLOW", () => {
     expect(JSON.parse(final.output)).toEqual({ said: "hi\n", n: 2 });
   });
 
+  it("useStreaming: the child's chunks stream as streaming_data events and are collected into the unary run's output", async () => {
+    const task = (streaming: boolean) => `${HEAD}do:
+  - s:
+      useStreaming: ${streaming}
+      run:
+        runner:
+          name: COMMAND
+          arguments: {command: sh, args: ["-c", "echo a; sleep 0.2; echo b"]}
+      output: {as: '{exit_code, stdout, stderr}'}
+`;
+    const s = await collectSettled(fx.api.job.EnqueueForStream({ worker_id: { value: workerId }, args: wf.encodeArgs({ workflow_data: task(true), input: "{}" }, "run") }));
+    expect(s.error, s.error?.details).toBeNull();
+    const chunks = s.items.filter((i) => i.item === "data").map((i) => i.data!);
+    const sep = chunks.findIndex((c) => c.length === 0);
+    const events = chunks.slice(0, sep).map((c) => decodeMessage("jobworkerp.data.WorkflowEvent", c));
+    const kinds = events.map((e) => e.event as string);
+    expect(kinds[0]).toBe("task_started");
+    expect(kinds[1]).toBe("streaming_job_started");
+    expect(kinds.slice(-2)).toEqual(["streaming_job_completed", "task_completed"]);
+    const data = events.filter((e) => e.event === "streaming_data").map((e) => e.streaming_data);
+    expect(data.length).toBeGreaterThan(1); // stdout pieces, then the final chunk with the exit code
+    const childId = events[1].streaming_job_started.job_id.value;
+    expect(data.every((d) => d.job_id.value === childId)).toBe(true);
+    // each chunk is the COMMAND method's result message, decoded with its served result_proto
+    const cmd = await servedCodec(fx.api, "COMMAND");
+    expect(data.map((d) => cmd.decodeResult(d.data).stdout ?? "").join("")).toBe("a\nb\n");
+    const final = wf.decodeResult(chunks.at(-1)!, "run");
+    expect(final.status ?? "Completed", final.error_message).toBe("Completed");
+    const streamed = JSON.parse(final.output);
+    expect(streamed).toEqual({ exit_code: 0, stdout: "a\nb\n", stderr: "" });
+    expect(streamed).toEqual(await runOk(task(false)));
+    // a failing streamed child faults the workflow as a unary one does
+    const failing = `${HEAD}do:\n  - boom:\n      useStreaming: true\n      run:\n        runner:\n          name: COMMAND\n          arguments: {command: /bin/false, treat_nonzero_as_error: true}\n`;
+    const r = await run({ workflow_data: failing, input: "{}" });
+    const out = wf.decodeResult(r.output!.items, "run");
+    expect(out.status).toBe("Faulted");
+    expect(JSON.parse(out.error_message)).toMatchObject({ status: 500, instance: "/do/0/boom" });
+  });
+
   it("run.worker and run.function (workerName / runnerName) run jobs on named workers and runners", async () => {
     const name = uniqueName("wf-echo");
     await createCommandWorker(fx.api, { name, response_type: "DIRECT" });

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { CommandArgsSchema } from "../../worker-container/src/gen/jobworkerp/runner/command_args_pb.js";
 import { CommandResultSchema, type CommandResult } from "../../worker-container/src/gen/jobworkerp/runner/command_result_pb.js";
-import { commandRunner } from "../../worker-container/src/runners/command/index.js";
+import { collectCommandStream, commandRunner } from "../../worker-container/src/runners/command/index.js";
 import { RunnerError, type RunContext } from "../../worker-container/src/runners/runner.js";
 import { expectRunnerError, rejection } from "../helpers/runner_errors.js";
 
@@ -251,5 +251,21 @@ describe("COMMAND runStream", () => {
   it("command not found → FATAL_ERROR", async () => {
     const it = await stream({ command: "no-such-command-xyz" });
     await expectRunnerError(it.next(), "FATAL_ERROR");
+  });
+});
+
+describe("COMMAND collectStream", () => {
+  it("joins a real stream's stdout/stderr pieces and keeps the final chunk's exit code, like run", async () => {
+    const a = { command: "/bin/sh", args: ["-c", "echo a; echo e >&2; sleep 0.1; echo b; exit 3"] };
+    const inst = await commandRunner.create(new Uint8Array());
+    const chunks: Uint8Array[] = [];
+    for await (const c of inst.runStream!(args(a), ctx())) chunks.push(c);
+    expect(chunks.length).toBeGreaterThan(2);
+    expect(commandRunner.methods.run.collectStream).toBe(collectCommandStream);
+    const collected = fromBinary(CommandResultSchema, collectCommandStream(chunks));
+    const unary = await run(a);
+    expect({ exitCode: collected.exitCode, stdout: collected.stdout, stderr: collected.stderr }).toEqual({ exitCode: 3, stdout: "a\nb\n", stderr: "e\n" });
+    expect({ exitCode: unary.exitCode, stdout: unary.stdout, stderr: unary.stderr }).toEqual({ exitCode: 3, stdout: "a\nb\n", stderr: "e\n" });
+    expect(collected.executionTimeMs).toBeDefined();
   });
 });

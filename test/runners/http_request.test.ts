@@ -9,7 +9,7 @@ import {
   HttpResponseResultSchema,
   type HttpResponseResult,
 } from "../../worker-container/src/gen/jobworkerp/runner/http_response_result_pb.js";
-import { httpRequestRunner } from "../../worker-container/src/runners/http_request/index.js";
+import { collectHttpStream, httpRequestRunner } from "../../worker-container/src/runners/http_request/index.js";
 import type { RunContext, RunnerInstance } from "../../worker-container/src/runners/runner.js";
 import { expectRunnerError, rejection } from "../helpers/runner_errors.js";
 
@@ -227,5 +227,29 @@ describe("HTTP_REQUEST runStream", () => {
     const inst = await httpRequestRunner.create(settings("http://127.0.0.1:1"));
     const it = inst.runStream!(args({ path: "x" }), ctx())[Symbol.asyncIterator]();
     await expectRunnerError(it.next(), "ERROR_AND_RETRY");
+  });
+});
+
+describe("HTTP_REQUEST collectStream", () => {
+  it("joins a real stream's body chunks into content and keeps status and headers, like run", async () => {
+    const inst = await instance();
+    const chunks: Uint8Array[] = [];
+    for await (const c of inst.runStream!(args({ path: "stream" }), ctx())) chunks.push(c);
+    const collected = fromBinary(HttpResponseResultSchema, httpRequestRunner.methods.run.collectStream!(chunks));
+    const unary = await run(inst, { path: "stream" });
+    expect(collected.statusCode).toBe(200);
+    expect(collected.responseData).toEqual({ case: "content", value: "part1part2" });
+    expect(collected.responseData).toEqual(unary.responseData);
+    expect(header(collected, "content-type")).toEqual(["text/plain"]);
+  });
+
+  it("keeps a body that is not UTF-8 as chunk bytes", () => {
+    const enc = (r: MessageInitShape<typeof HttpResponseResultSchema>) => toBinary(HttpResponseResultSchema, create(HttpResponseResultSchema, r));
+    const out = fromBinary(
+      HttpResponseResultSchema,
+      collectHttpStream([enc({ statusCode: 201 }), enc({ responseData: { case: "chunk", value: new Uint8Array([0xff, 0x00]) } }), enc({ responseData: { case: "chunk", value: new Uint8Array([0xfe]) } })]),
+    );
+    expect(out.statusCode).toBe(201);
+    expect(out.responseData).toEqual({ case: "chunk", value: new Uint8Array([0xff, 0x00, 0xfe]) });
   });
 });

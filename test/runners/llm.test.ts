@@ -14,7 +14,7 @@ import { LLMEmbeddingArgsSchema } from "../../worker-container/src/gen/jobworker
 import { LLMEmbeddingResultSchema } from "../../worker-container/src/gen/jobworkerp/runner/llm/embedding_result_pb.js";
 import { LLMRunnerSettingsSchema } from "../../worker-container/src/gen/jobworkerp/runner/llm/runner_pb.js";
 import { chunkText } from "../../worker-container/src/runners/llm/embedding.js";
-import { llmRunner } from "../../worker-container/src/runners/llm/index.js";
+import { collectChatStream, collectCompletionStream, llmRunner } from "../../worker-container/src/runners/llm/index.js";
 import { splitThink, ThinkSplitter } from "../../worker-container/src/runners/llm/reasoning.js";
 import type { ToolHost } from "../../worker-container/src/runners/llm/tools.js";
 import type { RunContext, RunnerInstance } from "../../worker-container/src/runners/runner.js";
@@ -487,5 +487,33 @@ describe("LLM helpers", () => {
     expect(chunkText("short", undefined)).toEqual([{ begin: 0, end: 5 }]);
     expect(chunkText("w1 w2 w3 w4 w5", { maxChunkTokens: 2, tokenEstimation: 2 }).length).toBe(3);
     expect(chunkText("w1 w2 w3 w4 w5", { maxChunkTokens: 2, minChunkTokens: 2, tokenEstimation: 2 }).length).toBe(2);
+  });
+});
+
+describe("LLM collectStream", () => {
+  const chat = (e: MessageInitShape<typeof LLMChatResultSchema>) => toBinary(LLMChatResultSchema, create(LLMChatResultSchema, e));
+  const completion = (e: MessageInitShape<typeof LLMCompletionResultSchema>) => toBinary(LLMCompletionResultSchema, create(LLMCompletionResultSchema, e));
+  const usage = { model: "m", promptTokens: 3, completionTokens: 2 };
+
+  it("chat: joins the text deltas and keeps the done chunk's usage", () => {
+    const runner = llmRunner();
+    expect(runner.methods.chat.collectStream).toBe(collectChatStream);
+    const out = fromBinary(
+      LLMChatResultSchema,
+      collectChatStream([chat({ content: { content: { case: "text", value: "Hel" } } }), chat({ content: { content: { case: "text", value: "lo" } } }), chat({ done: true, usage })]),
+    );
+    expect(out.content?.content).toEqual({ case: "text", value: "Hello" });
+    expect(out.done).toBe(true);
+    expect(out.usage).toMatchObject(usage);
+  });
+
+  it("completion: joins the text deltas and keeps the done chunk's usage", () => {
+    expect(llmRunner().methods.completion.collectStream).toBe(collectCompletionStream);
+    const out = fromBinary(
+      LLMCompletionResultSchema,
+      collectCompletionStream([completion({ content: { content: { case: "text", value: "a" } } }), completion({ content: { content: { case: "text", value: "b" } } }), completion({ done: true, usage })]),
+    );
+    expect(out.content?.content).toEqual({ case: "text", value: "ab" });
+    expect(out.usage).toMatchObject(usage);
   });
 });

@@ -20,6 +20,8 @@ export interface MethodDefinition {
   requireClientStream?: boolean;
   /** Args may also be UTF-8 JSON object text instead of an args message (MCP tools, as jobworkerp-rs allows). */
   acceptsJsonArgs?: boolean;
+  /** Reduces a streamed run's chunks to one result message (a workflow's `useStreaming` task); default: the last chunk. */
+  collectStream?(chunks: Uint8Array[]): Uint8Array;
 }
 
 export interface RunnerDefinition {

@@ -118,6 +118,14 @@ async function* runStream(bytes: Uint8Array, ctx: RunContext): AsyncGenerator<Ui
   }
 }
 
+/** A stream as one result: the stdout/stderr pieces joined, the rest (exit code, timings) from the final chunk. */
+export function collectCommandStream(chunks: Uint8Array[]): Uint8Array {
+  const parts = chunks.map((c) => fromBinary(CommandResultSchema, c));
+  const last = parts.at(-1);
+  const join = (k: "stdout" | "stderr") => parts.map((p) => p[k] ?? "").join("");
+  return encode({ ...last, stdout: join("stdout"), stderr: join("stderr") });
+}
+
 const instance: RunnerInstance = { run, runStream };
 
 export const commandRunner: RunnerDefinition = {
@@ -134,6 +142,7 @@ export const commandRunner: RunnerDefinition = {
       resultSchema: CommandResultSchema,
       description: "Run the command once; streaming emits stdout/stderr chunks then a final chunk with the exit code.",
       outputType: StreamingOutputType.BOTH,
+      collectStream: collectCommandStream,
     },
   },
   // No settings and no per-instance state: one shared instance.

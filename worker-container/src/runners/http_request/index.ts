@@ -83,6 +83,23 @@ function mapError(e: unknown, signal: AbortSignal, url: URL): Error {
 const encode = (r: MessageInitShape<typeof HttpResponseResultSchema>) =>
   toBinary(HttpResponseResultSchema, create(HttpResponseResultSchema, r));
 
+/** A stream as one result: status and headers from the first chunk, the body pieces joined (as `content` when UTF-8). */
+export function collectHttpStream(chunks: Uint8Array[]): Uint8Array {
+  const parts = chunks.map((c) => fromBinary(HttpResponseResultSchema, c));
+  const body = Buffer.concat(parts.map((p) => (p.responseData.case === "chunk" ? p.responseData.value : new Uint8Array())));
+  let text: string | undefined;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(body);
+  } catch {
+    text = undefined; // not text: keep the raw bytes
+  }
+  return encode({
+    statusCode: parts[0]?.statusCode ?? 0,
+    headers: parts[0]?.headers ?? [],
+    responseData: text === undefined ? { case: "chunk", value: body } : { case: "content", value: text },
+  });
+}
+
 class HttpRequestInstance implements RunnerInstance {
   constructor(private readonly base: URL) {}
 
@@ -149,6 +166,7 @@ export const httpRequestRunner: RunnerDefinition = {
       resultSchema: HttpResponseResultSchema,
       description: "Send the request; streaming emits status and headers first, then body chunks.",
       outputType: StreamingOutputType.BOTH,
+      collectStream: collectHttpStream,
     },
   },
   async create(settings: Uint8Array) {

@@ -77,6 +77,11 @@ async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
+/** Streams as one result, merged like the unary run's events: text deltas joined, usage from the done chunk. */
+export const collectChatStream = (chunks: Uint8Array[]) => encodeChat(mergeChatEvents(chunks.map((c) => fromBinary(LLMChatResultSchema, c))));
+export const collectCompletionStream = (chunks: Uint8Array[]) =>
+  toBinary(LLMCompletionResultSchema, create(LLMCompletionResultSchema, mergeCompletionEvents(chunks.map((c) => fromBinary(LLMCompletionResultSchema, c)))));
+
 class LlmInstance implements RunnerInstance {
   constructor(
     private readonly client: LlmClient,
@@ -146,6 +151,7 @@ export function llmRunner(toolHost?: ToolHost, opts: LlmRunnerOptions = {}): Run
         resultProto: text("completion_result"),
         argsSchema: LLMCompletionArgsSchema,
         resultSchema: LLMCompletionResultSchema,
+        collectStream: collectCompletionStream,
         description: "Complete a prompt; streaming yields text deltas, the last one (done=true) with usage.",
         outputType: StreamingOutputType.BOTH,
       },
@@ -154,6 +160,7 @@ export function llmRunner(toolHost?: ToolHost, opts: LlmRunnerOptions = {}): Run
         resultProto: text("chat_result"),
         argsSchema: LLMChatArgsSchema,
         resultSchema: LLMChatResultSchema,
+        collectStream: collectChatStream,
         description: "Answer a conversation, with tools; streaming yields deltas and tool events, the last one (done=true) with usage.",
         outputType: StreamingOutputType.BOTH,
       },

@@ -89,7 +89,8 @@ export async function runWorkflowCommand(args: string[]): Promise<number> {
       input,
       host,
       signal: ctrl.signal,
-      onEvent: o.events ? (e) => process.stderr.write(JSON.stringify(e) + "\n") : undefined,
+      // streaming_data bytes as base64, as protobuf JSON has them
+      onEvent: o.events ? (e) => process.stderr.write(JSON.stringify(e, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v)) + "\n") : undefined,
       loadOptions,
       ...workflowRunnerOptions(cfg),
     });

@@ -20,6 +20,9 @@ export type WorkflowEvent =
   | { task_completed: { task_type: string; task_name: string; position: string; skipped?: boolean } }
   | { job_started: { job_id: string; runner_name: string; worker_name?: string; position: string } }
   | { job_completed: { job_id: string; job_result_id?: string; position: string } }
+  | { streaming_job_started: { job_id: string; runner_name: string; worker_name?: string; position: string } }
+  | { streaming_job_completed: { job_id: string; job_result_id?: string; position: string } }
+  | { streaming_data: { job_id: string; data: Uint8Array } }
   | { for_item_failed: { task_name: string; position: string; index: number; error_payload_json: string } };
 
 export interface RunOptions {

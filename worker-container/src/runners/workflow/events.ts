@@ -15,17 +15,18 @@ function toMessage(e: WorkflowEvent): MessageInitShape<typeof WorkflowEventSchem
     const t = e.task_completed;
     return { case: "taskCompleted", value: { taskType: t.task_type, taskName: t.task_name, position: t.position } };
   }
-  if ("job_started" in e) {
-    const j = e.job_started;
-    return { case: "jobStarted", value: { jobId: jobId(j.job_id), runnerName: j.runner_name, workerName: j.worker_name, position: j.position } };
+  if ("job_started" in e || "streaming_job_started" in e) {
+    const [c, j] = "job_started" in e ? (["jobStarted", e.job_started] as const) : (["streamingJobStarted", e.streaming_job_started] as const);
+    return { case: c, value: { jobId: jobId(j.job_id), runnerName: j.runner_name, workerName: j.worker_name, position: j.position } };
   }
-  if ("job_completed" in e) {
-    const j = e.job_completed;
+  if ("job_completed" in e || "streaming_job_completed" in e) {
+    const [c, j] = "job_completed" in e ? (["jobCompleted", e.job_completed] as const) : (["streamingJobCompleted", e.streaming_job_completed] as const);
     return {
-      case: "jobCompleted",
+      case: c,
       value: { jobId: jobId(j.job_id), jobResultId: j.job_result_id === undefined ? undefined : { value: BigInt(j.job_result_id) }, position: j.position },
     };
   }
+  if ("streaming_data" in e) return { case: "streamingData", value: { jobId: jobId(e.streaming_data.job_id), data: e.streaming_data.data } };
   const f = e.for_item_failed;
   return { case: "forItemFailed", value: { taskName: f.task_name, position: f.position, index: f.index, errorPayloadJson: f.error_payload_json } };
 }

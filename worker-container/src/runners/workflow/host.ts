@@ -18,12 +18,17 @@ export interface JobCall {
   /** `await: false`: enqueue and return at once. */
   noWait?: boolean;
   metadata?: Record<string, string>;
+  /** `useStreaming`: run the job in stream mode, report each chunk, and collect them into the result. */
+  stream?: boolean;
 }
 
 export interface JobCallHooks {
-  onStarted?(jobId: string, runnerName: string, workerName?: string): void;
+  /** `streamed`: the job runs in stream mode (JobCall.stream and a method that streams). */
+  onStarted?(jobId: string, runnerName: string, workerName?: string, streamed?: boolean): void;
   /** `resultId`: the stored JobResult's id, when the worker stored it. */
   onCompleted?(jobId: string, resultId?: string): void;
+  /** One chunk of a streamed job (JobCall.stream), as the runner sent it. */
+  onData?(jobId: string, data: Uint8Array): void;
 }
 
 export interface JobHost {

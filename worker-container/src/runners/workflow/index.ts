@@ -3,7 +3,8 @@
 //
 // A streamed `run` (EnqueueForStream / ListenStream) sends, as `data` chunks:
 //   1. one jobworkerp.data.WorkflowEvent per engine event, as it happens (task_started, job_started with the
-//      child job's id, job_completed, task_completed, for_item_failed, ...);
+//      child job's id, job_completed, task_completed, for_item_failed, ...; a `useStreaming` run task's child
+//      gives streaming_job_started, one streaming_data per chunk of its output, streaming_job_completed);
 //   2. one empty chunk (a WorkflowEvent with no event): the events are over;
 //   3. the final jobworkerp.runner.WorkflowResult (the method's result_proto); then the stream's `end`.
 // A client decodes chunks as WorkflowEvent until the empty one, and the next with result_proto. The final result

@@ -24,10 +24,19 @@ function metadataOf(task: Def): Record<string, string> | undefined {
 
 async function callJob(c: JobCall, ctx: RunTaskContext): Promise<unknown> {
   if (!ctx.host) throw WorkflowError.of("configuration", "no job system", "run tasks need the job system (not available here)", ctx.at);
+  let streamed = false;
   try {
     return await ctx.host.call(c, ctx.signal, {
-      onStarted: (jobId, runnerName, workerName) => ctx.emit({ job_started: { job_id: jobId, runner_name: runnerName, worker_name: workerName, position: ctx.at } }),
-      onCompleted: (jobId, resultId) => ctx.emit({ job_completed: { job_id: jobId, job_result_id: resultId, position: ctx.at } }),
+      onStarted: (jobId, runnerName, workerName, s) => {
+        streamed = !!s;
+        const started = { job_id: jobId, runner_name: runnerName, worker_name: workerName, position: ctx.at };
+        ctx.emit(streamed ? { streaming_job_started: started } : { job_started: started });
+      },
+      onData: (jobId, data) => ctx.emit({ streaming_data: { job_id: jobId, data } }),
+      onCompleted: (jobId, resultId) => {
+        const completed = { job_id: jobId, job_result_id: resultId, position: ctx.at };
+        ctx.emit(streamed ? { streaming_job_completed: completed } : { job_completed: completed });
+      },
     });
   } catch (e) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -58,6 +67,8 @@ function processOutput(ret: Return, code: number, stdout: string, stderr: string
 export async function runRunTask(task: Def, input: unknown, vars: Vars, ctx: RunTaskContext): Promise<unknown> {
   const r = task.run as Def;
   const noWait = r.await === false;
+  // jobworkerp's useStreaming: the child job streams its chunks (as events) and they are collected into the output
+  const stream = task.useStreaming === true || undefined;
   const ev = <T>(v: T) => evalTemplate(v, input, vars);
   const metadata = metadataOf(task);
   const ret: Return = r.return ?? "stdout";
@@ -66,12 +77,12 @@ export async function runRunTask(task: Def, input: unknown, vars: Vars, ctx: Run
   if (r.runner || r.function?.runnerName) {
     const f = (r.runner ?? r.function) as Def;
     out = await callJob(
-      { runner: String(ev(f.name ?? f.runnerName)), settings: ev(f.settings), args: ev(f.arguments), using: f.using === undefined ? undefined : String(ev(f.using)), options: f.options, noWait, metadata },
+      { runner: String(ev(f.name ?? f.runnerName)), settings: ev(f.settings), args: ev(f.arguments), using: f.using === undefined ? undefined : String(ev(f.using)), options: f.options, noWait, metadata, stream },
       ctx,
     );
   } else if (r.worker || r.function?.workerName) {
     const f = (r.worker ?? r.function) as Def;
-    out = await callJob({ worker: String(ev(f.name ?? f.workerName)), args: ev(f.arguments), using: f.using === undefined ? undefined : String(ev(f.using)), noWait, metadata }, ctx);
+    out = await callJob({ worker: String(ev(f.name ?? f.workerName)), args: ev(f.arguments), using: f.using === undefined ? undefined : String(ev(f.using)), noWait, metadata, stream }, ctx);
   } else if (r.shell !== undefined) {
     const sh = (typeof r.shell === "string" ? { command: r.shell } : r.shell) as Def;
     const command = String(ev(sh.command));
@@ -85,7 +96,7 @@ export async function runRunTask(task: Def, input: unknown, vars: Vars, ctx: Run
       const env = Object.entries((ev(sh.environment ?? {}) ?? {}) as Def).map(([k, v]) => `${k}=${String(v)}`);
       args = { command: "/usr/bin/env", args: [...env, "/bin/sh", "-c", command, "sh", ...positional], working_dir: sh.workingDir };
     }
-    const res = (await callJob({ runner: "COMMAND", args, noWait, metadata }, ctx)) as Def;
+    const res = (await callJob({ runner: "COMMAND", args, noWait, metadata, stream }, ctx)) as Def;
     if (noWait) return input;
     return processOutput(ret, Number(res.exit_code ?? 0), res.stdout ?? "", res.stderr ?? "", ctx.at);
   } else if (r.script) {

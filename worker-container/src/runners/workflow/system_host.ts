@@ -6,8 +6,8 @@ import { QueueType, ResponseType, ResultStatus, RetryType } from "../../gen/jobw
 import { WorkerDataSchema, type Worker, type WorkerData } from "../../gen/jobworkerp/data/worker_pb.js";
 import { JobRequestSchema } from "../../gen/jobworkerp/service/job_pb.js";
 import type { System } from "../../core/system.js";
-import { resolveMethod } from "../../core/runners.js";
-import type { RunnerDefinition } from "../runner.js";
+import { canStream, resolveMethod } from "../../core/runners.js";
+import type { MethodDefinition, RunnerDefinition } from "../runner.js";
 import { durationMs } from "./duration.js";
 import { WorkflowError } from "./errors.js";
 import type { JobCall, JobCallHooks, JobHost } from "./host.js";
@@ -31,6 +31,11 @@ function retryPolicy(r: Record<string, any> | undefined) {
   const b = r.backoff ?? {};
   const type = b.exponential ? RetryType.EXPONENTIAL : b.linear ? RetryType.LINEAR : RetryType.CONSTANT;
   return { type, interval: durationMs(r.delay) ?? 1000, maxRetry: r.limit?.attempt?.count ?? 3, basis: 2 };
+}
+
+function collect(method: MethodDefinition, chunks: Uint8Array[]): Uint8Array {
+  if (method.collectStream) return method.collectStream(chunks);
+  return chunks.at(-1) ?? new Uint8Array();
 }
 
 export class SystemJobHost implements JobHost {
@@ -81,6 +86,8 @@ export class SystemJobHost implements JobHost {
       throw WorkflowError.of("configuration", "unknown method", (e as Error).message);
     }
     const args = toBinary(method.argsSchema, fromJsonOr(method.argsSchema, c.args, "arguments"));
+    // a method without streamed output runs unary even under useStreaming
+    const stream = !!c.stream && !c.noWait && canStream(method);
     if (!worker) {
       const settings = def.settingsSchema ? toBinary(def.settingsSchema, fromJsonOr(def.settingsSchema, c.settings, "settings")) : new Uint8Array();
       const o = (c.options ?? {}) as Record<string, any>;
@@ -114,7 +121,7 @@ export class SystemJobHost implements JobHost {
           overrides: { responseType: ResponseType.DIRECT },
         }),
         c.metadata ?? {},
-        "unary",
+        stream ? "stream" : "unary",
         signal,
       );
     } catch (e) {
@@ -122,8 +129,20 @@ export class SystemJobHost implements JobHost {
       throw WorkflowError.of("runtime", "cannot enqueue job", (e as Error).message);
     }
     const jobId = enq.job.id!.value;
-    hooks.onStarted?.(jobId.toString(), def.name, worker?.data!.name);
+    hooks.onStarted?.(jobId.toString(), def.name, worker?.data!.name, stream);
+    const chunks: Uint8Array[] = [];
     const finish = async () => {
+      try {
+        for await (const item of enq.chunks ?? []) {
+          if (item.item.case === "end") break;
+          if (item.item.case !== "data") continue;
+          chunks.push(item.item.value);
+          hooks.onData?.(jobId.toString(), item.item.value);
+        }
+      } catch (e) {
+        await cleanup();
+        throw e;
+      }
       const result = await enq.result;
       await cleanup();
       const d = result?.data;
@@ -148,7 +167,8 @@ export class SystemJobHost implements JobHost {
       throw WorkflowError.of("timeout", "job timed out", `job ${jobId} did not finish in time`);
     }
     const d = result.data!;
-    const bytes = d.output?.items ?? new Uint8Array();
+    // a streamed job's result carries no output: its chunks are collected the way the method defines
+    const bytes = stream && d.status === ResultStatus.SUCCESS ? collect(method, chunks) : (d.output?.items ?? new Uint8Array());
     if (d.status !== ResultStatus.SUCCESS) {
       throw WorkflowError.of("runtime", "job failed", `${def.name} job ${jobId} ${ResultStatus[d.status] ?? d.status}: ${new TextDecoder().decode(bytes).slice(0, 1000)}`);
     }
