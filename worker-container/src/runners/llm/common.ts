@@ -3,15 +3,8 @@ import { RunnerError } from "../runner.js";
 import type { Delta, GenOptions, UsageInfo } from "./provider.js";
 import { ThinkSplitter } from "./reasoning.js";
 
-export interface LLMOptionsIn {
-  maxTokens?: number;
-  temperature?: number;
-  topP?: number;
-  repeatPenalty?: number;
-  repeatLastN?: number;
-  seed?: number;
-  extractReasoningContent?: boolean;
-}
+/** LLMOptions as the args carry them: the provider options, with the proto's name for reasoning. */
+export type LLMOptionsIn = Omit<GenOptions, "reasoning"> & { extractReasoningContent?: boolean };
 
 export function genOptions(o: LLMOptionsIn | undefined): GenOptions {
   return {
