@@ -22,6 +22,8 @@ export default defineConfig({
       // The e2e suite again, unchanged, against the Scalable shape: 2 fronts + 2 workers on MariaDB + Redis,
       // clients spread over both fronts (test/helpers/server.ts, cluster.ts).
       { test: { ...common, name: "e2e-scalable", include: ["test/e2e/**/*.test.ts"], env: { E2E_SHAPE: "scalable" } } },
+      // The e2e suite again against the embedded shape with PostgreSQL as the store (a database per server).
+      { test: { ...common, name: "e2e-postgres", include: ["test/e2e/**/*.test.ts"], env: { E2E_SHAPE: "postgres" } } },
     ],
   },
 });

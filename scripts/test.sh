@@ -21,12 +21,18 @@ has runc || missing+=(runc)
 { [ -x /bin/busybox ] || [ -x /usr/bin/busybox ]; } || missing+=(busybox-static)
 # Headless Chromium for the gRPC-Web browser test (playwright-core drives /usr/bin/chromium).
 has chromium || missing+=(chromium)
+# PostgreSQL (the store's contract and the e2e-postgres project); Debian keeps initdb/postgres off PATH.
+has_postgres() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || { has postgres && has initdb; }; }
+has_postgres || missing+=(postgresql)
+# pip, to install moto server below (the AWS-mode tests' local endpoint) when it is missing.
+has_moto() { has moto_server || python3 -c 'import moto.server' >/dev/null 2>&1; }
+{ has_moto || python3 -m pip --version >/dev/null 2>&1; } || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing ${missing[*]} (test services)"
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
   if ! command -v apt-get >/dev/null 2>&1 || { [ ${#sudo[@]} -gt 0 ] && ! sudo -n true 2>/dev/null; }; then
-    echo "The tests need ${missing[*]} (mariadbd, mariadb-install-db, redis-server, podman, runc, busybox, chromium) and this script can install" >&2
+    echo "The tests need ${missing[*]} (mariadbd, mariadb-install-db, redis-server, podman, runc, busybox, chromium, postgres) and this script can install" >&2
     echo "them only with apt-get as root (or passwordless sudo). Install them, then run it again." >&2
     exit 1
   fi
@@ -42,10 +48,23 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   rm -f "$apt_log"
-  { has mariadbd && has mariadb-install-db && has redis-server && has podman && has runc && has chromium; } || {
-    echo "apt-get installed ${missing[*]} but mariadbd / mariadb-install-db / redis-server / podman / runc / chromium are still missing" >&2
+  { has mariadbd && has mariadb-install-db && has redis-server && has podman && has runc && has chromium && has_postgres; } || {
+    echo "apt-get installed ${missing[*]} but mariadbd / mariadb-install-db / redis-server / podman / runc / chromium / postgres are still missing" >&2
     exit 1
   }
+fi
+
+# moto server (test/helpers/moto.ts) from PyPI; Debian's Python is "externally managed", hence the fallbacks.
+if ! has_moto; then
+  echo "== installing moto[server] (local AWS endpoint for the tests)"
+  pip_log=$(mktemp)
+  pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@" 'moto[server]' >>"$pip_log" 2>&1; }
+  if ! pip_install && ! pip_install --break-system-packages && ! pip_install --user --break-system-packages && ! pip_install --user; then
+    tail -n 25 "$pip_log" >&2
+    echo "Could not install moto[server] with pip (full log: $pip_log). Install it (python3 -m pip install 'moto[server]') and run again." >&2
+    exit 1
+  fi
+  rm -f "$pip_log"
 fi
 
 echo "== buf lint"

@@ -1,9 +1,10 @@
-// Vitest globalSetup: one MariaDB and one Redis for the whole run (real processes on free ports, data in a
-// temp dir), handed to test files as URLs through provide()/inject(); and Podman's Docker API for the DOCKER
-// runner (its socket as `dockerHost`).
+// Vitest globalSetup: one MariaDB, one Redis, one PostgreSQL and one moto server for the whole run (real processes on free
+// ports, data in a temp dir), handed to test files as URLs through provide()/inject(); and Podman's Docker API
+// for the DOCKER runner (its socket as `dockerHost`).
 import type { TestProject } from "vitest/node";
+import { startMoto } from "./helpers/moto.js";
 import { startPodman, TEST_IMAGE } from "./helpers/podman.js";
-import { startMariadb, startRedis, type TestService } from "./helpers/services.js";
+import { startMariadb, startPostgres, startRedis, type TestService } from "./helpers/services.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -17,6 +18,14 @@ declare module "vitest" {
     dockerError: string;
     /** Local image in that engine (busybox: sh, echo, cat, sleep, env, true, false, id, pwd, ls). */
     dockerImage: string;
+    /** Admin URL of the run's PostgreSQL (`postgres://postgres@127.0.0.1:PORT/postgres`; "" when it could not start: see postgresError). */
+    postgresUrl: string;
+    /** Why PostgreSQL is unavailable; the tests that use it fail with it (test/helpers/databases.ts). */
+    postgresError: string;
+    /** Local AWS endpoint (moto server; TEST_AWS_ENDPOINT_URL overrides); "" when it could not start: see awsError. */
+    awsEndpoint: string;
+    /** Why the AWS endpoint is unavailable; the AWS tests fail with it. */
+    awsError: string;
   }
 }
 
@@ -43,15 +52,56 @@ async function provideDocker(project: TestProject): Promise<() => Promise<void>>
   }
 }
 
+/** PostgreSQL for the whole run (TEST_POSTGRES_URL: a server of one's own, whose user may create databases). */
+async function providePostgres(project: TestProject): Promise<() => Promise<void>> {
+  project.provide("postgresError", "");
+  if (process.env.TEST_POSTGRES_URL) {
+    project.provide("postgresUrl", process.env.TEST_POSTGRES_URL);
+    return async () => {};
+  }
+  try {
+    const postgres = await startPostgres();
+    project.provide("postgresUrl", postgres.url);
+    return postgres.destroy;
+  } catch (e) {
+    project.provide("postgresUrl", "");
+    project.provide("postgresError", `PostgreSQL could not start: ${(e as Error).message}`);
+    return async () => {};
+  }
+}
+
+/** moto server for the whole run (SQS, DynamoDB...); tests isolate themselves with resource prefixes. */
+async function provideAws(project: TestProject): Promise<() => Promise<void>> {
+  project.provide("awsError", "");
+  if (process.env.TEST_AWS_ENDPOINT_URL) {
+    project.provide("awsEndpoint", process.env.TEST_AWS_ENDPOINT_URL);
+    return async () => {};
+  }
+  try {
+    const moto = await startMoto();
+    project.provide("awsEndpoint", moto.endpoint);
+    return moto.stop;
+  } catch (e) {
+    project.provide("awsEndpoint", "");
+    project.provide("awsError", `moto server could not start: ${(e as Error).message}`);
+    return async () => {};
+  }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  // Started side by side; provideDocker never rejects.
-  const [stopDocker, services] = await Promise.all([provideDocker(project), setupDatabases(project).then((stop) => ({ stop }), (error: unknown) => ({ error }))]);
+  // Started side by side; provideDocker and providePostgres never reject.
+  const [stopDocker, stopPostgres, stopAws, services] = await Promise.all([
+    provideDocker(project),
+    providePostgres(project),
+    provideAws(project),
+    setupDatabases(project).then((stop) => ({ stop }), (error: unknown) => ({ error })),
+  ]);
   if ("error" in services) {
-    await stopDocker();
+    await Promise.allSettled([stopDocker(), stopPostgres(), stopAws()]);
     throw services.error;
   }
   return async () => {
-    await Promise.allSettled([services.stop(), stopDocker()]);
+    await Promise.allSettled([services.stop(), stopDocker(), stopPostgres(), stopAws()]);
   };
 }
 

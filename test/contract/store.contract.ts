@@ -556,6 +556,49 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
         expect(wins.filter(Boolean)).toHaveLength(1);
       });
 
+      it("grabDueJobs grabs exactly the due rows it returns, in findDueJobs order", async () => {
+        const now = 10_000n;
+        await store.insertJob(job(1n, { runAfterTime: 500n, priority: Priority.LOW }));
+        await store.insertJob(job(2n, { runAfterTime: 500n, priority: Priority.HIGH }));
+        await store.insertJob(job(3n, { runAfterTime: 100n, priority: Priority.LOW }));
+        await store.insertJob(job(4n, { runAfterTime: 500n, grabbedUntilTime: 0n }));
+        await store.insertJob(job(5n, { runAfterTime: 200n, grabbedUntilTime: now - 1n })); // grab expired
+        await store.insertJob(job(6n, { runAfterTime: 200n, grabbedUntilTime: now })); // still grabbed
+        await store.insertJob(job(7n, { runAfterTime: 12_001n })); // after `until`
+        const first = await store.grabDueJobs(12_000n, now, 2, 50_000n);
+        expect(ids(first)).toEqual([3n, 5n]);
+        expect(first.map((j) => j.data!.grabbedUntilTime)).toEqual([50_000n, 50_000n]);
+        expect((await store.findJob(5n))!.data!.grabbedUntilTime).toBe(50_000n);
+        expect((await store.findJob(2n))!.data!.grabbedUntilTime).toBeUndefined(); // beyond the limit: untouched
+        expect(ids(await store.grabDueJobs(12_000n, now, 100, 50_000n))).toEqual([2n, 4n, 1n]);
+        expect(await store.grabDueJobs(12_000n, now, 100, 50_000n)).toEqual([]);
+        // once the grabs run out, every row is due again
+        expect(ids(await store.grabDueJobs(20_000n, 50_001n, 100, 60_000n))).toEqual([3n, 5n, 6n, 2n, 4n, 1n, 7n]);
+        expect((await store.findJob(7n))!.data!.grabbedUntilTime).toBe(60_000n);
+      });
+
+      it("concurrent grabDueJobs calls never get the same row, and together get every row", async () => {
+        // Two handles where the store allows it (separate connections), else concurrent calls on one.
+        const other = opts.durable ? await openMigrated() : store;
+        const rows = Array.from({ length: 60 }, (_, i) => BIG + BigInt(i));
+        for (const [i, id] of rows.entries()) await store.insertJob(job(id, { runAfterTime: BigInt(i) }));
+        // Each grabber takes small batches until nothing is left for it; its grabs are marked with its own time.
+        const grabber = async (s: Store, k: number) => {
+          const got: bigint[] = [];
+          for (let batch = await s.grabDueJobs(1_000n, 500n, 7, 9_000n + BigInt(k)); batch.length > 0; batch = await s.grabDueJobs(1_000n, 500n, 7, 9_000n + BigInt(k))) {
+            got.push(...ids(batch));
+          }
+          return got;
+        };
+        const perGrabber = await Promise.all([0, 1, 2, 3].map((k) => grabber(k % 2 ? other : store, k)));
+        const all = perGrabber.flat();
+        expect(new Set(all).size, "no row returned twice").toBe(all.length);
+        expect([...all].sort((a, b) => (a < b ? -1 : 1))).toEqual(rows);
+        for (const [k, got] of perGrabber.entries()) {
+          for (const id of got) expect((await store.findJob(id))!.data!.grabbedUntilTime).toBe(9_000n + BigInt(k));
+        }
+      });
+
       it("releaseAllGrabs clears every grab", async () => {
         await store.insertJob(job(1n, { grabbedUntilTime: 100n }));
         await store.insertJob(job(2n, { grabbedUntilTime: 200n }));

@@ -1,18 +1,22 @@
 // Starts the real server for e2e tests, in the run's shape:
 //   embedded (default): one `node bin/jobworkerp.mjs all-in-one` process on a SQLite file;
 //   scalable (E2E_SHAPE=scalable, the `e2e-scalable` vitest project): a cluster of 2 fronts and 2 workers on
-//   the run's MariaDB and Redis (see cluster.ts), clients spread over both fronts.
+//   the run's MariaDB and Redis (see cluster.ts), clients spread over both fronts;
+//   postgres (E2E_SHAPE=postgres, the `e2e-postgres` project): the embedded shape with a database of its own
+//   on the run's PostgreSQL as the store (POSTGRES_URL).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { healthCheck } from "./client.js";
 import { type Cluster, type ClusterState, ROUND_ROBIN_CHANNEL_OPTIONS, newClusterState, startCluster } from "./cluster.js";
+import { createPostgresTestDatabase, postgresAdminUrl } from "./databases.js";
 import { baseEnv, freePort, killAllProcs, sleep, spawnServer } from "./proc.js";
 
 export { freePort };
 
 /** The shape the e2e suite runs against (the vitest project sets E2E_SHAPE). */
-export const E2E_SHAPE: "embedded" | "scalable" = process.env.E2E_SHAPE === "scalable" ? "scalable" : "embedded";
+export const E2E_SHAPE: "embedded" | "scalable" | "postgres" =
+  process.env.E2E_SHAPE === "scalable" ? "scalable" : process.env.E2E_SHAPE === "postgres" ? "postgres" : "embedded";
 export const isScalable = () => E2E_SHAPE === "scalable";
 
 export interface StartServerOptions {
@@ -21,6 +25,7 @@ export interface StartServerOptions {
   /**
    * Reuse the data of an earlier server (e.g. to restart on the same data); default: new data.
    * Embedded: the SQLite file. Scalable: a small JSON file holding the cluster's {mysqlUrl, redisPrefix}.
+   * Postgres: a small text file holding the database's URL.
    */
   sqlitePath?: string;
   /** How long to wait for health SERVING (default 30 s embedded, 45 s per process scalable: tsx compiles at start). */
@@ -69,11 +74,12 @@ async function startEmbedded(opts: StartServerOptions): Promise<ServerHandle> {
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), "jobworkerp-e2e-"));
-  const sqlitePath = opts.sqlitePath ?? path.join(tmpDir, "jobworkerp.sqlite3");
+  const postgres = E2E_SHAPE === "postgres";
+  const sqlitePath = opts.sqlitePath ?? path.join(tmpDir, postgres ? "postgres-url.txt" : "jobworkerp.sqlite3");
   const env: Record<string, string> = {
     ...baseEnv(),
     GRPC_ADDR: address,
-    SQLITE_URL: sqlitePath,
+    ...(postgres ? { POSTGRES_URL: await postgresDatabase(sqlitePath) } : { SQLITE_URL: sqlitePath }),
     JOB_QUEUE_FETCH_INTERVAL: "100",
     ...opts.env,
   };
@@ -111,6 +117,14 @@ async function startEmbedded(opts: StartServerOptions): Promise<ServerHandle> {
     await sleep(100);
   }
   return handle;
+}
+
+/** The database whose URL `file` holds; a new one (URL written there) when the file is missing or empty. */
+async function postgresDatabase(file: string): Promise<string> {
+  if (fs.existsSync(file) && fs.statSync(file).size > 0) return fs.readFileSync(file, "utf8");
+  const { url } = await createPostgresTestDatabase(postgresAdminUrl(), "e2e");
+  fs.writeFileSync(file, url);
+  return url;
 }
 
 const DEFAULT_CHANNEL = "__default_job_channel__";

@@ -1,15 +1,16 @@
-// Real MariaDB and Redis for tests, without Docker: ordinary child processes on free ports with their data in a
+// Real MariaDB, Redis and PostgreSQL for tests, without Docker: ordinary child processes on free ports with their data in a
 // temp dir (scripts/test.sh installs the Debian packages). Child processes rather than daemons so that we hold
 // their PIDs, reap them ourselves and never signal anything by name. `stop()`/`start()` restart a service on
 // the same port and data dir (outage tests); `destroy()` stops it for good and removes the dir.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { chown, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import mysql from "mysql2/promise";
+import pg from "pg";
 
 export interface TestService {
   /** Connection URL (mysql://user:pass@127.0.0.1:PORT/db or redis://127.0.0.1:PORT). */
@@ -31,6 +32,7 @@ export interface TestService {
 }
 export type MariadbService = TestService;
 export type RedisService = TestService;
+export type PostgresService = TestService;
 
 const READY_TIMEOUT_MS = 20_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -69,9 +71,9 @@ export function freePort(): Promise<number> {
   });
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
+function run(cmd: string, args: string[], opts: SpawnOptions = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(cmd, args, { ...opts, stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
     child.on("error", reject);
@@ -305,6 +307,144 @@ export async function startMariadb(opts: MariadbOptions = {}): Promise<MariadbSe
       thaw: proc.thaw,
       destroy: async () => {
         await proc.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** initdb and postgres of one PostgreSQL version: Debian keeps them off PATH, in /usr/lib/postgresql/<ver>/bin. */
+function postgresTools(): { initdb: string; postgres: string } {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, "bin", "postgres"))) : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
+  if (newest) return { initdb: join(root, newest, "bin", "initdb"), postgres: join(root, newest, "bin", "postgres") };
+  return { initdb: tool("initdb", "postgresql"), postgres: tool("postgres", "postgresql") };
+}
+
+/** PostgreSQL refuses to run as root: then it runs as `nobody` (uid/gid from /etc/passwd). */
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith("nobody:"));
+  const [, , uid, gid] = line?.split(":") ?? [];
+  if (uid === undefined || gid === undefined) throw new Error("PostgreSQL cannot run as root and there is no 'nobody' user to run it as");
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+/** `pid` and its children (PostgreSQL: the postmaster and its backends, each in a process group of its own). */
+function withChildren(pid: number): number[] {
+  const pids = [pid];
+  try {
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) pids.push(Number(entry));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  } catch {
+    // no /proc: the pid alone
+  }
+  return pids;
+}
+
+/**
+ * PostgreSQL with trust authentication on 127.0.0.1; the URL's user (`postgres`) is a superuser, so it also
+ * serves as the admin URL (tests create a database per file: see databases.ts). The server is a postmaster
+ * plus one process per connection: freeze(), thaw() and stop({ kill: true }) signal all of them; a graceful
+ * stop is PostgreSQL's fast shutdown (SIGINT: SIGTERM would wait for every client to leave).
+ */
+export async function startPostgres(): Promise<PostgresService> {
+  const bin = postgresTools();
+  const user = postgresUser();
+  const dir = await mkdtemp(join(tmpdir(), "jwp-postgres-"));
+  try {
+    if (user) await chown(dir, user.uid, user.gid);
+    const data = join(dir, "data");
+    const log = join(dir, "postgres.log");
+    let port = 0;
+    // C locale: byte-wise text order whatever the machine's locale; --no-sync: nothing here must survive a reboot.
+    await run(bin.initdb, ["-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"], { ...user });
+    const args = () => [
+      "-D", data, "-p", String(port), "-h", "127.0.0.1", "-k", dir,
+      // No fsyncs (commits still reach the OS at once, so a killed server keeps them: outage tests); room for
+      // the pools of parallel test files and e2e servers.
+      "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300",
+      "-c", "shared_buffers=32MB",
+    ];
+    const launch = () => {
+      const out = openSync(log, "a");
+      try {
+        return spawn(bin.postgres, args(), { ...user, stdio: ["ignore", out, out] });
+      } finally {
+        closeSync(out);
+      }
+    };
+    const proc = supervise("postgres", log, launch, async () => {
+      const c = new pg.Client({ host: "127.0.0.1", port, user: "postgres", database: "postgres", connectionTimeoutMillis: 1000 });
+      c.on("error", () => {});
+      try {
+        await c.connect();
+        await c.query("select 1");
+        return true;
+      } catch {
+        return false;
+      } finally {
+        await c.end().catch(() => {});
+      }
+    });
+    await startOnFreePort(proc, (p) => (port = p));
+
+    let frozen = false;
+    // The postmaster first (it forks no more backends once stopped or dead), then its children as they were.
+    const signalAll = (signal: NodeJS.Signals) => {
+      const pid = proc.pid();
+      if (!pid) return [];
+      const pids = withChildren(pid);
+      for (const p of pids) {
+        try {
+          process.kill(p, signal);
+        } catch {
+          // gone already
+        }
+      }
+      return pids;
+    };
+    const thaw = () => {
+      frozen = false;
+      signalAll("SIGCONT");
+    };
+    const stop = async (opts: { kill?: boolean } = {}) => {
+      if (frozen) thaw(); // stopped processes would only see the shutdown signal once continued
+      if (opts.kill) signalAll("SIGKILL"); // a crash of the whole server, backends included
+      else proc.pid() && process.kill(proc.pid()!, "SIGINT"); // the postmaster's fast shutdown
+      await proc.stop(opts);
+    };
+    return {
+      url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      port,
+      dir,
+      get pid() {
+        return proc.pid();
+      },
+      stop,
+      start: proc.start,
+      async freeze() {
+        if (!proc.pid()) throw new Error("postgres is not running");
+        const pids = signalAll("SIGSTOP");
+        frozen = true;
+        // Stopping is asynchronous per process: a busy backend could still answer a query right after kill().
+        const deadline = Date.now() + 5000;
+        while (!pids.every(allThreadsStopped) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      },
+      thaw,
+      destroy: async () => {
+        await stop();
         await rm(dir, { recursive: true, force: true });
       },
     };

@@ -1,7 +1,8 @@
 // The in-process clock: moves due durable jobs (scheduled, periodic, retries of durable jobs, DB_ONLY)
 // from the Store into the JobQueue with their exact remaining delay, and re-arms periodic workers.
-// A job is grabbed (compare-and-set on grabbed_until_time) before it is queued, so two clocks never
-// queue the same occurrence; a grab that outlives its holder expires after `grabLeaseMs`.
+// A job is grabbed (Store.grabDueJobs: SKIP LOCKED or a compare-and-set on grabbed_until_time) before it is
+// queued, so two clocks never queue the same occurrence; a grab that outlives its holder expires after
+// `grabLeaseMs`.
 import { clone } from "@bufbuild/protobuf";
 import { JobSchema, type Job } from "../gen/jobworkerp/data/job_pb.js";
 import { statusEntry } from "./job_front.js";
@@ -33,7 +34,14 @@ export class Clock {
   private stopped = true;
 
   constructor(
-    private readonly deps: { store: Store; queue: JobQueue; state: JobState; workers: WorkerDefinitions },
+    private readonly deps: {
+      store: Store;
+      queue: JobQueue;
+      state: JobState;
+      workers: Pick<WorkerDefinitions, "find">;
+      /** Told the channel of every job it queues (AWS: the scale-from-zero nudge). */
+      onQueued?: (channel: string) => void;
+    },
     private readonly config: ClockConfig,
     private readonly onError: (e: unknown) => void,
   ) {}
@@ -78,11 +86,27 @@ export class Clock {
     } while (this.again && !this.stopped);
   }
 
-  private async pass(): Promise<number> {
-    const now = Date.now();
-    const due = await this.deps.store.findDueJobs(BigInt(now + this.config.lookaheadMs), BigInt(now), 500);
+  /**
+   * One complete pass at `nowMs` over the jobs due within `horizonMs`, repeated until nothing is left in the
+   * window (a periodic job has many occurrences in it). The dispatch Lambda calls it once per scheduler firing
+   * with a horizon a little longer than the firing interval; `nowMs` is injectable for tests. Returns how many
+   * jobs (occurrences) were queued.
+   */
+  async tick(nowMs: number, horizonMs: number, maxPasses = 10_000): Promise<number> {
+    let queued = 0;
+    for (let i = 0; i < maxPasses; i++) {
+      const moved = await this.pass(nowMs, horizonMs);
+      if (moved === 0) break;
+      queued += moved;
+    }
+    return queued;
+  }
+
+  private async pass(now = Date.now(), lookaheadMs = this.config.lookaheadMs): Promise<number> {
+    // Grabbed for the short periodic hold; dispatch lengthens a one-shot job's grab.
+    const due = await this.deps.store.grabDueJobs(BigInt(now + lookaheadMs), BigInt(now), 500, BigInt(now + PERIODIC_GRAB_MS));
     let moved = 0;
-    for (const job of due) if (await this.dispatch(job, now)) moved++;
+    for (const job of due) if (await this.dispatch(job, now, true)) moved++;
     return moved;
   }
 
@@ -93,7 +117,8 @@ export class Clock {
     return this.dispatch(job, now);
   }
 
-  private async dispatch(job: Job, nowMs: number): Promise<boolean> {
+  /** `grabbed`: the row is already held for PERIODIC_GRAB_MS (grabDueJobs), with that as its grabbedUntilTime. */
+  private async dispatch(job: Job, nowMs: number, grabbed = false): Promise<boolean> {
     const { store, queue, state, workers } = this.deps;
     const d = job.data!;
     const id = job.id!.value;
@@ -108,7 +133,8 @@ export class Clock {
     // over the schedule if this process dies in between; a one-shot job stays grabbed while it is queued or runs.
     const grabMs = interval > 0n ? PERIODIC_GRAB_MS : this.config.grabLeaseMs;
     const grabUntil = now + BigInt(grabMs);
-    if (!(await store.grabJob(id, d.grabbedUntilTime, grabUntil))) return false;
+    const held = grabbed && interval > 0n; // a periodic row needs no more than the short grab it has
+    if (!held && !(await store.grabJob(id, d.grabbedUntilTime, grabUntil))) return false;
     const channel = channelOf(worker.data!);
     const delay = Math.max(0, Number(d.runAfterTime - now));
     if (interval > 0n) {
@@ -125,6 +151,7 @@ export class Clock {
       await state.setPending(statusEntry(job, worker, now));
       await queue.push({ job, channel, durable: true }, delay);
     }
+    this.deps.onQueued?.(channel);
     return true;
   }
 }

@@ -47,6 +47,7 @@ export function workerValues(d: WorkerData): Omit<Insertable<WorkerTable>, "id" 
     store_failure: d.storeFailure,
     use_static: d.useStatic,
     broadcast_results: d.broadcastResults,
+    dedup: d.dedup,
   };
 }
 
@@ -76,6 +77,7 @@ export function rowToWorker(r: Selectable<WorkerTable>): Worker {
       storeFailure: bool(r.store_failure),
       useStatic: bool(r.use_static),
       broadcastResults: bool(r.broadcast_results),
+      dedup: num(r.dedup),
     },
   });
 }

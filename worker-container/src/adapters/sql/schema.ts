@@ -33,6 +33,8 @@ export interface WorkerTable {
   store_failure: Bool;
   use_static: Bool;
   broadcast_results: Bool;
+  /** WorkerData.dedup (DedupMode; migration 005). */
+  dedup: Int32;
   created_at: Int64;
 }
 

@@ -1,5 +1,6 @@
 // Dialect-neutral Store on Kysely: the same queries run on SQLite, MySQL and PostgreSQL; only the
-// column types of the migrations and unique-violation detection come from the SqlDialect.
+// column types of the migrations, unique-violation detection and how due jobs are grabbed (SKIP LOCKED or
+// compare-and-set) come from the SqlDialect.
 import { sql, type ExpressionBuilder, type Expression, type Kysely, type SqlBool } from "kysely";
 import { AppError, invalid } from "../../core/errors.js";
 import type {
@@ -290,17 +291,39 @@ export class SqlStore implements Store {
   }
 
   async findDueJobs(until: bigint, now: bigint, limit: number): Promise<Job[]> {
-    const rows = await this.db
-      .selectFrom("job")
-      .selectAll()
-      .where("run_after_time", "<=", until)
-      .where((eb) => eb.or([eb("grabbed_until_time", "is", null), eb("grabbed_until_time", "<", now)]))
-      .orderBy("run_after_time", "asc")
-      .orderBy("priority", "desc")
-      .orderBy("id", "asc")
-      .limit(Math.max(0, limit))
-      .execute();
+    const rows = await dueJobs(this.db, until, now, limit).execute();
     return rows.map(rowToJob);
+  }
+
+  async grabDueJobs(until: bigint, now: bigint, limit: number, grabUntil: bigint): Promise<Job[]> {
+    const grabbed = (job: Job) => {
+      job.data!.grabbedUntilTime = grabUntil;
+      return job;
+    };
+    if (!this.dialect.skipLocked) {
+      // One writer at a time (SQLite): a row another handle grabbed in between just loses its compare-and-set.
+      const won: Job[] = [];
+      for (const job of await this.findDueJobs(until, now, limit)) {
+        if (await this.grabJob(job.id!.value, job.data!.grabbedUntilTime, grabUntil)) won.push(grabbed(job));
+      }
+      return won;
+    }
+    // Rows another transaction holds are skipped rather than waited for, and a row it grabbed and committed
+    // meanwhile is re-checked against the WHERE clause, so concurrent grabbers get disjoint rows. READ
+    // COMMITTED keeps InnoDB from also locking the gaps between rows (which would block the fronts' inserts).
+    return this.db
+      .transaction()
+      .setIsolationLevel("read committed")
+      .execute(async (trx) => {
+        const rows = await dueJobs(trx, until, now, limit).forUpdate().skipLocked().execute();
+        if (rows.length === 0) return [];
+        await trx
+          .updateTable("job")
+          .set({ grabbed_until_time: grabUntil })
+          .where("id", "in", rows.map((r) => big(r.id)))
+          .execute();
+        return rows.map((r) => grabbed(rowToJob(r)));
+      });
   }
 
   async grabJob(id: bigint, expected: bigint | undefined, grabUntil: bigint): Promise<boolean> {
@@ -482,6 +505,19 @@ export class SqlStore implements Store {
 }
 
 // ------------------------------------------------------------------ filters
+
+/** Jobs due by `until` whose grab (if any) ran out before `now`, in the order the clock queues them. */
+function dueJobs(db: Kysely<Database>, until: bigint, now: bigint, limit: number) {
+  return db
+    .selectFrom("job")
+    .selectAll()
+    .where("run_after_time", "<=", until)
+    .where((eb) => eb.or([eb("grabbed_until_time", "is", null), eb("grabbed_until_time", "<", now)]))
+    .orderBy("run_after_time", "asc")
+    .orderBy("priority", "desc")
+    .orderBy("id", "asc")
+    .limit(Math.max(0, limit));
+}
 
 /** limit/offset; SQLite and MySQL reject OFFSET without LIMIT. */
 function page<Q extends { limit(v: number): Q; offset(v: number): Q }>(q: Q, limit?: number, offset?: number): Q {

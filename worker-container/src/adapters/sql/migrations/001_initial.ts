@@ -5,11 +5,12 @@ import type { ColumnTypes } from "../dialect.js";
 
 // varchar(255) for indexed strings: MySQL cannot index TEXT without a prefix length (255 utf8mb4 characters
 // are 1020 bytes, within InnoDB's 3072-byte key limit).
-const NAME = "varchar(255)";
+const VARCHAR = "varchar(255)";
 // proto uint32 fields (intervals, retry counts) overflow MySQL's signed INT; SQLite stores both alike.
 const U32 = "bigint";
 
 export function initialMigration(t: ColumnTypes): Migration {
+  const NAME = t.name ?? VARCHAR;
   return {
     async up(db: Kysely<any>) {
       const createTable = (name: string) => {

@@ -10,7 +10,7 @@ export function functionSetsMigration(t: ColumnTypes): Migration {
       const b = db.schema
         .createTable("function_set")
         .addColumn("id", "bigint", (c) => c.primaryKey())
-        .addColumn("name", "varchar(255)", (c) => c.notNull().unique())
+        .addColumn("name", t.name ?? "varchar(255)", (c) => c.notNull().unique())
         .addColumn("description", t.text, (c) => c.notNull())
         .addColumn("category", "integer", (c) => c.notNull().defaultTo(0))
         .addColumn("targets", t.blob, (c) => c.notNull())

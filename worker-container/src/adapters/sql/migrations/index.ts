@@ -5,6 +5,7 @@ import { initialMigration } from "./001_initial.js";
 import { resultAttemptMigration } from "./002_result_attempt.js";
 import { functionSetsMigration } from "./003_function_sets.js";
 import { workflowCheckpointsMigration } from "./004_workflow_checkpoints.js";
+import { workerDedupMigration } from "./005_worker_dedup.js";
 
 export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
   return {
@@ -12,6 +13,7 @@ export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
     "002_result_attempt": resultAttemptMigration,
     "003_function_sets": functionSetsMigration(types),
     "004_workflow_checkpoints": workflowCheckpointsMigration(types),
+    "005_worker_dedup": workerDedupMigration,
   };
 }
 
