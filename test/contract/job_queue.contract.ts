@@ -36,13 +36,28 @@ const idOf = (x: Lease | QueuedJob | undefined): bigint | undefined =>
   x === undefined ? undefined : ("item" in x ? x.item : x).job.id!.value;
 
 /** Lease with a deadline: undefined when nothing arrived within ms. */
-const leaseWithin = (q: JobQueue, channel: string, ms: number) => q.lease(channel, AbortSignal.timeout(ms));
+const leaseWithin = (q: JobQueue, channel: string, ms: number) => q.lease(channel, AbortSignal.timeout(Math.round(ms)));
 
 /** Lease length the suite opens queues with: short, so expiry is observable. */
-const LEASE_MS = 300;
+const DEFAULT_LEASE_MS = 300;
+
+/** What a backend can do that the suite otherwise assumes. */
+export interface JobQueueCaps {
+  /** Lease length to test with, for backends whose leases have a coarser granularity (SQS: whole seconds). */
+  leaseMs?: number;
+  /**
+   * false: the backend cannot look into its queues (SQS): `list` answers an injected view (here: nothing) and
+   * `remove` cannot tell whether a job was still waiting (it still makes sure a waiting job is never delivered).
+   */
+  peeks?: boolean;
+  /** Delay of the "a delayed push is not delivered before its delay" case (default 80 ms): room for the backend's round trips. */
+  delayMs?: number;
+}
 
 /** `open` must return a queue whose leases last `leaseMs` unless extended. */
-export function describeJobQueueContract(name: string, open: (opts: { leaseMs: number }) => Promise<JobQueue>) {
+export function describeJobQueueContract(name: string, open: (opts: { leaseMs: number }) => Promise<JobQueue>, caps: JobQueueCaps = {}) {
+  const LEASE_MS = caps.leaseMs ?? DEFAULT_LEASE_MS;
+  const peeks = caps.peeks ?? true;
   describe(`JobQueue contract: ${name}`, () => {
     let q: JobQueue;
     beforeEach(async () => {
@@ -169,7 +184,7 @@ export function describeJobQueueContract(name: string, open: (opts: { leaseMs: n
 
     it("a delayed push is not delivered before its delay and is delivered after it", async () => {
       const ch = newChannel("delay");
-      const DELAY = 80;
+      const DELAY = caps.delayMs ?? 80;
       const a = item(ch, Priority.HIGH);
       const t0 = performance.now();
       await q.push(a, DELAY);
@@ -202,7 +217,7 @@ export function describeJobQueueContract(name: string, open: (opts: { leaseMs: n
       for (const x of [a, b, c]) await q.push(x);
       expect(await q.remove(b.job.id!.value)).toBe(true);
       expect(await q.remove(b.job.id!.value)).toBe(false); // already gone
-      expect((await q.list(ch, 100)).map(idOf)).toEqual([a.job.id!.value, c.job.id!.value]);
+      if (peeks) expect((await q.list(ch, 100)).map(idOf)).toEqual([a.job.id!.value, c.job.id!.value]);
       expect(idOf(await leaseWithin(q, ch, 1000))).toBe(a.job.id!.value);
       expect(idOf(await leaseWithin(q, ch, 1000))).toBe(c.job.id!.value);
       expect(await leaseWithin(q, ch, 30)).toBeUndefined();
@@ -245,7 +260,7 @@ export function describeJobQueueContract(name: string, open: (opts: { leaseMs: n
       await q.push(item(ch, Priority.MEDIUM, id), 30);
       await q.push(item(ch, Priority.MEDIUM, id), 40);
       expect(await q.remove(id)).toBe(true);
-      expect((await q.list(ch, 100)).map(idOf)).toEqual([keep.job.id!.value]);
+      if (peeks) expect((await q.list(ch, 100)).map(idOf)).toEqual([keep.job.id!.value]);
       expect(idOf(await leaseWithin(q, ch, 1000))).toBe(keep.job.id!.value);
       expect(await leaseWithin(q, ch, 100)).toBeUndefined(); // past the delays: nothing of the removed job
       expect(await q.remove(id)).toBe(false);
@@ -253,13 +268,15 @@ export function describeJobQueueContract(name: string, open: (opts: { leaseMs: n
 
     it("remove returns false for an unknown id and for a job already leased", async () => {
       const ch = newChannel("rm-unknown");
-      expect(await q.remove(newId())).toBe(false);
+      if (peeks) expect(await q.remove(newId())).toBe(false);
       const a = item(ch);
       await q.push(a);
       const l = await leaseWithin(q, ch, 1000);
       expect(idOf(l)).toBe(a.job.id!.value);
-      expect(await q.remove(a.job.id!.value)).toBe(false);
-      await q.ack(l!);
+      // a backend that cannot peek only marks the job; the holder of the lease keeps it either way
+      if (peeks) expect(await q.remove(a.job.id!.value)).toBe(false);
+      else await q.remove(a.job.id!.value);
+      await expect(q.ack(l!)).resolves.toBe(true);
     });
 
     it("list shows pending jobs in delivery order, delayed ones after, without consuming them", async () => {
@@ -283,22 +300,24 @@ export function describeJobQueueContract(name: string, open: (opts: { leaseMs: n
       await q.push(elsewhere);
 
       const pendingOrder = [high1, high2, med1, low1, low2].map((x) => x.job.id!.value);
-      const listed = await q.list(ch, 100);
-      expect(listed.map(idOf).slice(0, 5)).toEqual(pendingOrder);
-      expect(new Set(listed.map(idOf).slice(5))).toEqual(new Set([d1.job.id!.value, d2.job.id!.value]));
-      expect(listed).toHaveLength(7);
-      expect(listed.every((x) => x.channel === ch)).toBe(true);
-      const l0 = listed[0];
-      expect(equals(JobSchema, l0.job, high1.job)).toBe(true);
+      if (peeks) {
+        const listed = await q.list(ch, 100);
+        expect(listed.map(idOf).slice(0, 5)).toEqual(pendingOrder);
+        expect(new Set(listed.map(idOf).slice(5))).toEqual(new Set([d1.job.id!.value, d2.job.id!.value]));
+        expect(listed).toHaveLength(7);
+        expect(listed.every((x) => x.channel === ch)).toBe(true);
+        const l0 = listed[0];
+        expect(equals(JobSchema, l0.job, high1.job)).toBe(true);
 
-      expect((await q.list(ch, 3)).map(idOf)).toEqual(pendingOrder.slice(0, 3));
+        expect((await q.list(ch, 3)).map(idOf)).toEqual(pendingOrder.slice(0, 3));
 
-      const all = (await q.list(undefined, 1000)).map(idOf);
-      for (const x of [...pendingOrder, d1.job.id!.value, d2.job.id!.value, elsewhere.job.id!.value]) expect(all).toContain(x);
+        const all = (await q.list(undefined, 1000)).map(idOf);
+        for (const x of [...pendingOrder, d1.job.id!.value, d2.job.id!.value, elsewhere.job.id!.value]) expect(all).toContain(x);
+      } else expect(await q.list(ch, 100)).toEqual([]); // no view injected: nothing to show
 
       // listing consumed nothing: the jobs are still delivered in the listed order
       for (const want of pendingOrder) expect(idOf(await leaseWithin(q, ch, 1000))).toBe(want);
-      expect((await q.list(ch, 100)).map(idOf).sort()).toEqual([d1.job.id!.value, d2.job.id!.value].sort());
+      if (peeks) expect((await q.list(ch, 100)).map(idOf).sort()).toEqual([d1.job.id!.value, d2.job.id!.value].sort());
     });
 
     it("many concurrent leasers each get distinct jobs: none duplicated, none lost", async () => {
@@ -397,6 +416,150 @@ export function describeJobQueueContract(name: string, open: (opts: { leaseMs: n
       expect(again!.item.job.data!.retried).toBe(3);
       await q.ack(again!);
       expect(await leaseWithin(q, ch, LEASE_MS + 200), "exactly one delivery of the retry").toBeUndefined();
+    });
+
+    // ---- weighted sub-queues: tryLease (non-blocking) and waitForWork (idle wait), see core/weighted.ts
+
+    /** tryLease until it returns a job or the deadline passes (a backend may need a moment to make a push visible). */
+    const tryLeaseWithin = async (channel: string, ms: number): Promise<Lease | undefined> => {
+      const until = Date.now() + ms;
+      for (;;) {
+        const l = await q.tryLease(channel);
+        if (l || Date.now() > until) return l;
+        await sleep(20);
+      }
+    };
+
+    it("tryLease answers undefined for an empty channel (without waiting for a push)", async () => {
+      const ch = newChannel("try-empty");
+      expect(await q.tryLease(ch)).toBeUndefined();
+      // a push made after the empty answer is still there for the next lease
+      const a = item(ch);
+      await q.push(a);
+      const l = await tryLeaseWithin(ch, 5000);
+      expect(idOf(l)).toBe(a.job.id!.value);
+      await q.ack(l!);
+    });
+
+    it("tryLease serves sub-queue channels (`name:sub`) in strict priority order, independent of the bare channel", async () => {
+      const base = newChannel("try-prio");
+      const ch = `${base}:high`;
+      const pushed = [item(ch, Priority.LOW), item(ch, Priority.HIGH), item(ch, Priority.MEDIUM), item(ch, Priority.HIGH)];
+      const bare = item(base, Priority.HIGH);
+      await q.push(bare);
+      for (const p of pushed) await q.push(p);
+      const want = [pushed[1], pushed[3], pushed[2], pushed[0]].map((x) => x.job.id!.value);
+      const got: bigint[] = [];
+      for (let i = 0; i < want.length; i++) {
+        const l = await tryLeaseWithin(ch, 5000);
+        expect(l, `job ${i} of the sub-queue`).toBeDefined();
+        expect(l!.item.channel).toBe(ch);
+        got.push(l!.item.job.id!.value);
+        await q.ack(l!);
+      }
+      expect(got).toEqual(want);
+      expect(await q.tryLease(ch), "drained: nothing delivered twice").toBeUndefined();
+      expect(idOf(await tryLeaseWithin(base, 5000)), "the bare channel keeps its own job").toBe(bare.job.id!.value);
+    });
+
+    it("a tryLease lease is a normal lease: extend, requeue and ack work on it, and a lapsed one is delivered again", async () => {
+      const ch = newChannel("try-lease");
+      const a = item(ch);
+      await q.push(a);
+      const l = await tryLeaseWithin(ch, 5000);
+      expect(idOf(l)).toBe(a.job.id!.value);
+      await expect(q.extend(l!, 30_000)).resolves.toBe(true);
+      await expect(q.requeue(l!, a, 0)).resolves.toBe(true);
+      const again = await tryLeaseWithin(ch, 5000);
+      expect(idOf(again), "the requeued job").toBe(a.job.id!.value);
+      // let this lease lapse: the job comes back
+      const third = await tryLeaseWithin(ch, LEASE_MS * 20);
+      expect(idOf(third), "delivered again after the lease ran out").toBe(a.job.id!.value);
+      await expect(q.ack(again!)).resolves.toBe(false);
+      await expect(q.ack(third!)).resolves.toBe(true);
+    });
+
+    it("tryLease does not hand out a delayed job before its delay", async () => {
+      const ch = newChannel("try-delay");
+      const a = item(ch);
+      const t0 = Date.now();
+      await q.push(a, 300);
+      expect(await q.tryLease(ch)).toBeUndefined();
+      const l = await tryLeaseWithin(ch, 10_000);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(295);
+      expect(idOf(l)).toBe(a.job.id!.value);
+      await q.ack(l!);
+    });
+
+    it("concurrent tryLease calls get distinct jobs: none duplicated, none lost", async () => {
+      const ch = newChannel("try-concurrent");
+      const items = Array.from({ length: 60 }, (_, i) => item(ch, [Priority.LOW, Priority.MEDIUM, Priority.HIGH][i % 3]));
+      await Promise.all(items.map((x) => q.push(x)));
+      const got: bigint[] = [];
+      const until = Date.now() + 10_000;
+      while (got.length < items.length && Date.now() < until) {
+        const batch = await Promise.all(Array.from({ length: 16 }, () => q.tryLease(ch)));
+        for (const l of batch) if (l) (got.push(l.item.job.id!.value), await q.ack(l));
+      }
+      expect(got).toHaveLength(items.length);
+      expect(new Set(got)).toEqual(new Set(items.map((x) => x.job.id!.value)));
+      expect(await q.tryLease(ch)).toBeUndefined();
+    });
+
+    it("waitForWork returns by maxWaitMs, at once on an aborted signal, and never takes a job", async () => {
+      const ch1 = newChannel("wait-a");
+      const ch2 = newChannel("wait-b");
+      const done = (p: Promise<void>) => p.then(() => true);
+      // nothing queued: it still returns (here within a generous bound of its 100 ms)
+      expect(await Promise.race([done(q.waitForWork([ch1, ch2], 100, new AbortController().signal)), sleep(10_000).then(() => false)])).toBe(true);
+      const aborted = AbortSignal.abort();
+      expect(await Promise.race([done(q.waitForWork([ch1, ch2], 60_000, aborted)), sleep(10_000).then(() => false)])).toBe(true);
+      const ac = new AbortController();
+      const waiting = done(q.waitForWork([ch1, ch2], 60_000, ac.signal));
+      const a = item(ch2);
+      await q.push(a);
+      setTimeout(() => ac.abort(), 100);
+      expect(await Promise.race([waiting, sleep(10_000).then(() => false)])).toBe(true);
+      const l = await tryLeaseWithin(ch2, 5000);
+      expect(idOf(l), "the job is still there after the wait").toBe(a.job.id!.value);
+      await q.ack(l!);
+    });
+  });
+}
+
+/**
+ * For adapters that watch their queues (memory, Redis): waitForWork wakes on a push to any of its channels long
+ * before maxWaitMs. An adapter that sleeps instead (allowed by the port) does not run this.
+ */
+export function describeWaitForWorkWakes(name: string, open: () => Promise<JobQueue>) {
+  describe(`JobQueue waitForWork wakes on pushes: ${name}`, () => {
+    it("a push to one of the channels (or a delayed job coming due) ends the wait", async () => {
+      const q = await open();
+      try {
+        const ch1 = newChannel("wake-a");
+        const ch2 = `${newChannel("wake-b")}:low`;
+        const MAX = 60_000;
+        const t0 = Date.now();
+        const waiting = q.waitForWork([ch1, ch2], MAX, new AbortController().signal);
+        await sleep(50);
+        await q.push(item(ch2));
+        // 8 s: far above a wake-up (milliseconds), far below maxWaitMs and the adapter's own poll (open it with a long one)
+        await Promise.race([waiting, sleep(8_000).then(() => Promise.reject(new Error("waitForWork did not wake on the push")))]);
+        expect(Date.now() - t0).toBeLessThan(MAX);
+        expect(await q.tryLease(ch2)).toBeDefined();
+
+        // a delayed job: the wait ends once it is due (an empty tryLease first, as the weighted leaser does)
+        await q.push(item(ch1), 200);
+        expect(await q.tryLease(ch1)).toBeUndefined();
+        const t1 = Date.now();
+        await Promise.race([
+          q.waitForWork([ch1, ch2], MAX, new AbortController().signal),
+          sleep(8_000).then(() => Promise.reject(new Error("waitForWork did not wake when the delayed job came due"))),
+        ]);
+        expect(Date.now() - t1).toBeLessThan(MAX);
+      } finally {
+        await q.close();
+      }
     });
   });
 }

@@ -329,5 +329,29 @@ export function describeJobStateContract(name: string, open: () => Promise<JobSt
       expect(await s.reserveUniqKey(W, key, j3)).toBe(false);
       await s.releaseUniqKey(W, `k-unknown-${newId()}`, j1); // unknown key: no throw
     });
+
+    it("uniqKeyHolder names the job holding a key, and undefined once released or for an unknown key", async () => {
+      const key = `dedup:${newId()}`;
+      const j1 = newId();
+      const j2 = newId();
+      expect(await s.uniqKeyHolder(W, key)).toBeUndefined();
+      expect(await s.reserveUniqKey(W, key, j1)).toBe(true);
+      expect(await s.uniqKeyHolder(W, key)).toBe(j1); // a bigint above 2^53 survives
+      expect(await s.uniqKeyHolder(newWorker(), key), "keys are per worker").toBeUndefined();
+      await s.releaseUniqKey(W, key, j2); // not the holder
+      expect(await s.uniqKeyHolder(W, key)).toBe(j1);
+      await s.releaseUniqKey(W, key, j1);
+      expect(await s.uniqKeyHolder(W, key)).toBeUndefined();
+      expect(await s.reserveUniqKey(W, key, j2)).toBe(true);
+      expect(await s.uniqKeyHolder(W, key)).toBe(j2);
+    });
+
+    it("concurrent reservations of one key: exactly one job wins, and uniqKeyHolder names it", async () => {
+      const key = `dedup:${newId()}`;
+      const jobs = Array.from({ length: 12 }, newId);
+      const won = await Promise.all(jobs.map((j) => s.reserveUniqKey(W, key, j)));
+      expect(won.filter(Boolean)).toHaveLength(1);
+      expect(await s.uniqKeyHolder(W, key)).toBe(jobs[won.indexOf(true)]);
+    });
   });
 }

@@ -7,7 +7,7 @@ import { RedisJobQueue, type RedisJobQueueOptions } from "../../worker-container
 import type { QueuedJob } from "../../worker-container/src/core/ports.js";
 import { Priority } from "../../worker-container/src/gen/jobworkerp/data/common_pb.js";
 import { JobSchema } from "../../worker-container/src/gen/jobworkerp/data/job_pb.js";
-import { describeJobQueueContract } from "./job_queue.contract.js";
+import { describeJobQueueContract, describeWaitForWorkWakes } from "./job_queue.contract.js";
 
 const clients: Redis[] = [];
 afterAll(() => clients.forEach((c) => c.disconnect()));
@@ -25,6 +25,7 @@ const POLL_MS = 10_000;
 const open = (prefix: string, opts: RedisJobQueueOptions = {}) => new RedisJobQueue(client(), { prefix, pollMs: POLL_MS, ...opts });
 
 describeJobQueueContract("redis", async ({ leaseMs }) => open(newPrefix(), { leaseMs }));
+describeWaitForWorkWakes("redis", async () => open(newPrefix(), { pollMs: 30_000 }));
 
 let nextId = (1n << 61n) + BigInt(Date.now()) * 4096n;
 const item = (channel: string, priority = Priority.MEDIUM): QueuedJob => ({

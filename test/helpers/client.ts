@@ -65,6 +65,8 @@ export interface WorkerData {
   store_failure: boolean;
   use_static: boolean;
   broadcast_results: boolean;
+  /** jobworkerp-ts extension (DedupMode name). */
+  dedup?: string;
 }
 export interface Worker {
   id: Id;

@@ -311,6 +311,7 @@ export class SystemFunctions implements ToolHost {
     let temporary = false;
     let jobId: bigint | undefined;
     let finished = false;
+    let coalesced = false;
     try {
       if (workerId === undefined) {
         workerId = await this.sys.workers.create(temporaryWorker(fn.def, this.sys.ids.next(), opts.settings ?? new Uint8Array(), opts.workerOptions));
@@ -326,6 +327,7 @@ export class SystemFunctions implements ToolHost {
       });
       const enq = await this.sys.front.enqueue(req, opts.metadata ?? {}, stream ? "stream" : "unary", opts.signal);
       jobId = enq.job.id!.value;
+      coalesced = enq.coalesced === true;
       yield { kind: "started", jobId };
       if (enq.chunks) {
         for await (const item of enq.chunks) {
@@ -341,7 +343,8 @@ export class SystemFunctions implements ToolHost {
       finished = true;
       yield { kind: "done", result };
     } finally {
-      if (jobId !== undefined && !finished) await this.sys.front.delete(jobId).catch(() => undefined);
+      // a call coalesced onto another caller's job (dedup) must not cancel it
+      if (jobId !== undefined && !finished && !coalesced) await this.sys.front.delete(jobId).catch(() => undefined);
       if (temporary) await this.sys.workers.delete(workerId!).catch(() => undefined);
     }
   }

@@ -13,9 +13,10 @@ import {
 } from "../gen/jobworkerp/data/common_pb.js";
 import { JobSchema, type Job } from "../gen/jobworkerp/data/job_pb.js";
 import type { JobResult } from "../gen/jobworkerp/data/job_result_pb.js";
-import type { Worker } from "../gen/jobworkerp/data/worker_pb.js";
+import { DedupMode, type Worker } from "../gen/jobworkerp/data/worker_pb.js";
 import type { JobRequest } from "../gen/jobworkerp/service/job_pb.js";
 import { observeEnqueue, startEnqueueSpan } from "../observability/index.js";
+import { contentKey, reserveContent } from "./dedup.js";
 import { AppError, alreadyExists, invalid, notFound } from "./errors.js";
 import { effective } from "./outcomes.js";
 import type { JobStatusEntry } from "./ports.js";
@@ -38,6 +39,8 @@ export interface Enqueued {
   result?: Promise<JobResult | undefined>;
   /** stream mode: the job's chunks, ending with an `end` item. */
   chunks?: AsyncIterable<ResultOutputItem>;
+  /** Dedup COALESCE: `job` is the pending or running job with the same content; nothing new was queued. */
+  coalesced?: boolean;
 }
 
 export function statusEntry(job: Job, worker: Worker, now: bigint): JobStatusEntry {
@@ -57,9 +60,16 @@ export function statusEntry(job: Job, worker: Worker, now: bigint): JobStatusEnt
   };
 }
 
+/** Optional observers of the front (AWS: the scale-from-zero nudge). They must not throw or block. */
+export interface JobFrontHooks {
+  /** A job was pushed to the queue of `channel` (jobs the clock queues are reported by the Clock's onQueued). */
+  onJobQueued?(channel: string): void;
+}
+
 export class JobFront {
   constructor(
     private readonly deps: Pick<System, "store" | "queue" | "state" | "bus" | "workers" | "runners" | "outcomes" | "ids" | "clock">,
+    private readonly hooks: JobFrontHooks = {},
   ) {}
 
   /** A dynamic runner (e.g. an MCP server) not loaded in this process yet. */
@@ -110,7 +120,8 @@ export class JobFront {
         retried: 0,
         priority,
         timeout: req.timeout ?? DEFAULT_TIMEOUT_MS,
-        using: req.using,
+        // a deduplicating worker keys on the method actually run, so `using` omitted and named alike are one content
+        using: w.dedup !== DedupMode.NONE ? using : req.using,
         streamingType: mode === "stream" ? StreamingType.RESPONSE : StreamingType.NONE,
         overrides: o,
       },
@@ -139,30 +150,74 @@ export class JobFront {
     if (d.uniqKey !== undefined && !(await state.reserveUniqKey(d.workerId!.value, d.uniqKey, id))) {
       throw alreadyExists(`a job with uniq_key '${d.uniqKey}' is already queued for worker '${w.name}'`);
     }
+    const dedupKey = w.dedup !== DedupMode.NONE && w.periodicInterval === 0 ? contentKey(job) : undefined;
+    const waitMs = Number(d.timeout) * ((e.retryPolicy?.maxRetry ?? 0) + 1) + totalRetryDelay(e.retryPolicy) + 1000;
+    const resultWaitMs = Number.isFinite(waitMs) ? waitMs : Number.MAX_SAFE_INTEGER;
+    if (dedupKey !== undefined) {
+      const existing = await this.reserveContent(job, worker, dedupKey, now);
+      if (existing) {
+        const holder = existing.jobId;
+        if (w.dedup === DedupMode.COALESCE && mode !== "stream") {
+          return { job: existing.job, worker, coalesced: true, result: live ? bus.waitResult(holder, resultWaitMs, signal) : undefined };
+        }
+        throw alreadyExists(
+          `job ${holder} with the same arguments is already pending or running for worker '${w.name}' (dedup)` +
+            (mode === "stream" ? "; a stream cannot join it midway: use ListenStream on that job" : ""),
+        );
+      }
+    }
     const out: Enqueued = { job, worker };
     // Subscribe before the job can run, so no chunk or result is missed.
     if (live) {
-      const waitMs = Number(d.timeout) * ((e.retryPolicy?.maxRetry ?? 0) + 1) + totalRetryDelay(e.retryPolicy) + 1000;
-      out.result = bus.waitResult(id, Number.isFinite(waitMs) ? waitMs : Number.MAX_SAFE_INTEGER, signal);
+      out.result = bus.waitResult(id, resultWaitMs, signal);
       if (mode === "stream") out.chunks = bus.subscribeChunks(id, signal);
     }
     try {
       if (durable) {
         await store.insertJob(job);
-        await state.setPending(statusEntry(job, worker, now));
+        if (dedupKey === undefined) await state.setPending(statusEntry(job, worker, now)); // else recorded already
         // due soon: queue it now with its exact delay (DB_ONLY jobs wait for the clock's poll, by definition)
         if (w.queueType !== QueueType.DB_ONLY) await clock.dispatchIfDue(job);
         clock.wake(); // the leading clock looks ahead (e.g. the next occurrences of a fast periodic job)
       } else {
-        await state.setPending(statusEntry(job, worker, now));
+        if (dedupKey === undefined) await state.setPending(statusEntry(job, worker, now));
         await queue.push({ job, channel: channelOf(w) });
+        this.hooks.onJobQueued?.(channelOf(w));
       }
     } catch (err) {
       if (d.uniqKey !== undefined) await state.releaseUniqKey(d.workerId!.value, d.uniqKey, id);
+      if (dedupKey !== undefined) await state.releaseUniqKey(d.workerId!.value, dedupKey, id);
       await state.remove(id);
       throw err;
     }
     return out;
+  }
+
+  /**
+   * Dedup: record the job PENDING, then reserve its content key (the order lets a holder without an entry count as
+   * gone). Returns the entry of the job holding the key, after undoing this job's uniq_key and entry.
+   */
+  private async reserveContent(job: Job, worker: Worker, key: string, now: bigint): Promise<JobStatusEntry | undefined> {
+    const { state } = this.deps;
+    const d = job.data!;
+    const id = job.id!.value;
+    let existing: JobStatusEntry | undefined;
+    try {
+      await state.setPending(statusEntry(job, worker, now));
+      existing = await reserveContent(state, d.workerId!.value, key, id);
+    } catch (err) {
+      await this.undoReservation(job);
+      throw err;
+    }
+    if (existing) await this.undoReservation(job);
+    return existing;
+  }
+
+  private async undoReservation(job: Job): Promise<void> {
+    const d = job.data!;
+    const id = job.id!.value;
+    if (d.uniqKey !== undefined) await this.deps.state.releaseUniqKey(d.workerId!.value, d.uniqKey, id);
+    await this.deps.state.remove(id);
   }
 
   /** Cancel a pending or running job, or stop a scheduled/periodic one. */

@@ -14,7 +14,7 @@ import type { RunnerSortField } from "../gen/jobworkerp/data/runner_pb.js";
 import type { Worker, WorkerData, WorkerSortField } from "../gen/jobworkerp/data/worker_pb.js";
 import type { WorkerInstance } from "../gen/jobworkerp/data/worker_instance_pb.js";
 
-// ---------------------------------------------------------------- Store (RDB: SQLite, MySQL)
+// ---------------------------------------------------------------- Store (RDB: SQLite, MySQL, PostgreSQL)
 
 export interface WorkerFilter {
   runnerTypes?: RunnerType[]; // matched through the runner table
@@ -110,6 +110,12 @@ export interface Store {
    */
   findDueJobs(until: bigint, now: bigint, limit: number): Promise<Job[]>;
   /**
+   * findDueJobs and grab every returned row (grabbed_until_time = grabUntil, also set on the returned jobs) as
+   * one step: concurrent callers never get the same row (SKIP LOCKED where the database has it, else a
+   * compare-and-set per row). Used by the clock.
+   */
+  grabDueJobs(until: bigint, now: bigint, limit: number, grabUntil: bigint): Promise<Job[]>;
+  /**
    * Atomically set grabbed_until_time = grabUntil if it still equals `expected` (compare-and-set,
    * so two clocks cannot both grab a job). Returns true when this caller won.
    */
@@ -182,6 +188,18 @@ export interface JobQueue {
    * Resolves undefined when the signal aborts.
    */
   lease(channel: string, signal: AbortSignal): Promise<Lease | undefined>;
+  /**
+   * Non-blocking lease (weighted sub-queues): the next job of the channel in the same strict priority order as
+   * `lease`, or undefined at once when none is ready now. The core's weighted leaser calls it on each sub-queue
+   * channel (`inference:high`, `inference:low`) in turn.
+   */
+  tryLease(channel: string): Promise<Lease | undefined>;
+  /**
+   * Idle wait of the weighted leaser: resolves when a job may be ready on one of the channels (a push, a delayed
+   * job coming due, an expired lease), at the latest after maxWaitMs, and at once when the signal aborts. Never
+   * leases. Early or spurious returns are allowed: an adapter that cannot watch its queues may simply sleep.
+   */
+  waitForWork(channels: string[], maxWaitMs: number, signal: AbortSignal): Promise<void>;
   /** Done with the job. False when the lease was lost (expired and delivered again). */
   ack(lease: Lease): Promise<boolean>;
   /** Renew the lease for another `ms`. False when it was lost: the job may be running elsewhere. */
@@ -256,6 +274,11 @@ export interface JobState {
   /** Reserve a uniq_key for a job; false when another live job holds it. */
   reserveUniqKey(workerId: bigint, key: string, jobId: bigint): Promise<boolean>;
   releaseUniqKey(workerId: bigint, key: string, jobId: bigint): Promise<void>;
+  /**
+   * The job holding a uniq_key reservation, or undefined when none does (content deduplication reads it after a
+   * failed reserveUniqKey to reject or coalesce onto that job). A plain read; it need not be atomic with reserve.
+   */
+  uniqKeyHolder(workerId: bigint, key: string): Promise<bigint | undefined>;
 }
 
 // ---------------------------------------------------------------- ResultBus (memory, Redis)

@@ -41,6 +41,8 @@ interface Channel {
   // strict priority order: HIGH, MEDIUM, LOW
   byPriority: [Fifo<QueuedJob>, Fifo<QueuedJob>, Fifo<QueuedJob>];
   waiters: Fifo<(item: QueuedJob) => boolean>;
+  /** waitForWork callers (weighted leasers) woken when a job becomes deliverable here. */
+  watchers: Set<() => void>;
 }
 
 const slot = (p: Priority) => (p === Priority.HIGH ? 0 : p === Priority.LOW ? 2 : 1);
@@ -61,7 +63,7 @@ export class MemoryJobQueue implements JobQueue {
   private channel(name: string): Channel {
     let c = this.channels.get(name);
     if (!c) {
-      c = { byPriority: [new Fifo(), new Fifo(), new Fifo()], waiters: new Fifo() };
+      c = { byPriority: [new Fifo(), new Fifo(), new Fifo()], waiters: new Fifo(), watchers: new Set() };
       this.channels.set(name, c);
     }
     return c;
@@ -87,14 +89,41 @@ export class MemoryJobQueue implements JobQueue {
     // A waiter whose lease was aborted returns false; try the next one.
     for (let w = c.waiters.shift(); w; w = c.waiters.shift()) if (w(item)) return;
     c.byPriority[slot(item.job.data!.priority)].push(item);
+    for (const wake of c.watchers) wake();
+  }
+
+  private take(channel: string): Lease | undefined {
+    for (const q of this.channel(channel).byPriority) {
+      const item = q.shift();
+      if (item) return this.grant(item);
+    }
+    return undefined;
+  }
+
+  async tryLease(channel: string): Promise<Lease | undefined> {
+    return this.take(channel);
+  }
+
+  waitForWork(channels: string[], maxWaitMs: number, signal: AbortSignal): Promise<void> {
+    const cs = channels.map((name) => this.channel(name));
+    if (signal.aborted || cs.some((c) => c.byPriority.some((q) => q.size > 0))) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        for (const c of cs) c.watchers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.min(Math.max(0, maxWaitMs), MAX_TIMER_MS));
+      signal.addEventListener("abort", done, { once: true });
+      for (const c of cs) c.watchers.add(done);
+    });
   }
 
   lease(channel: string, signal: AbortSignal): Promise<Lease | undefined> {
     const c = this.channel(channel);
-    for (const q of c.byPriority) {
-      const item = q.shift();
-      if (item) return Promise.resolve(this.grant(item));
-    }
+    const now = this.take(channel);
+    if (now) return Promise.resolve(now);
     if (signal.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let settled = false;

@@ -113,4 +113,8 @@ export class MemoryJobState implements JobState {
     const k = `${workerId}:${key}`;
     if (this.uniq.get(k) === jobId) this.uniq.delete(k);
   }
+
+  async uniqKeyHolder(workerId: bigint, key: string): Promise<bigint | undefined> {
+    return this.uniq.get(`${workerId}:${key}`);
+  }
 }

@@ -181,6 +181,46 @@ export class RedisJobQueue implements JobQueue {
     return this.perChannel(this.leasers, channel, () => new ChannelLeaser(this, channel)).lease(signal);
   }
 
+  // Weighted sub-queues (core/weighted.ts): a path of its own beside the ChannelLeaser. The tryLease calls of one
+  // event-loop turn on a channel are one LEASE script for all of them; an empty answer tells when the channel's
+  // next delayed job or lease deadline is due, which the idle wait then honours.
+  private readonly tryLeasers = new Map<string, Coalescer<undefined, Lease | undefined>>();
+  /** Per channel: when (Date.now() ms) its next delayed job or lease deadline is due, as the last empty LEASE said. */
+  private readonly nextDue = new Map<string, number>();
+
+  tryLease(channel: string): Promise<Lease | undefined> {
+    const leaser = this.perChannel(this.tryLeasers, channel, () => new Coalescer(async (calls: undefined[]) => {
+      const r = await this.leaseMany(channel, calls.length);
+      if (typeof r === "number") {
+        if (r >= 0) this.nextDue.set(channel, Date.now() + r);
+        else this.nextDue.delete(channel);
+        return calls.map(() => undefined);
+      }
+      return calls.map((_, i) => r[i]);
+    }));
+    return leaser.call(undefined);
+  }
+
+  /** Blocks on the wake lists of all the channels at once (one wait each; the first to wake ends the others). */
+  async waitForWork(channels: string[], maxWaitMs: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted || this.closed || channels.length === 0) return;
+    const done = new AbortController();
+    const unhook = onAbort(signal, () => done.abort());
+    const now = Date.now();
+    try {
+      await Promise.race(
+        channels.map((ch) => {
+          const due = this.nextDue.get(ch);
+          const dueMs = Math.max(0, Math.min(maxWaitMs, due === undefined ? maxWaitMs : due - now));
+          return this.waitOn(ch, dueMs, done.signal).catch(() => {}); // a failed connection just ends the wait
+        }),
+      );
+    } finally {
+      unhook();
+      done.abort(); // the other waits end now (a wake token one of them took is passed on, see wait())
+    }
+  }
+
   /** One LEASE call for up to n jobs (the leaser's waiters): the jobs, or the ms to wait (-1: none due). */
   async leaseMany(channel: string, n: number): Promise<Lease[] | number> {
     const base = this.nextId();

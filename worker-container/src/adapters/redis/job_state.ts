@@ -541,4 +541,9 @@ export class RedisJobState implements JobState {
   async releaseUniqKey(workerId: bigint, key: string, jobId: bigint): Promise<void> {
     await S.releaseUniq.run(this.redis, [this.uniqKey(workerId, key)], [jobId.toString()]);
   }
+
+  async uniqKeyHolder(workerId: bigint, key: string): Promise<bigint | undefined> {
+    const holder = await this.redis.get(this.uniqKey(workerId, key));
+    return holder ? BigInt(holder) : undefined;
+  }
 }

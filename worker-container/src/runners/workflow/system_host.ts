@@ -154,7 +154,8 @@ export class SystemJobHost implements JobHost {
       void finish().catch(() => undefined);
       return null;
     }
-    const onAbort = () => void this.sys.front.delete(jobId).catch(() => undefined);
+    // a task coalesced onto another caller's job (dedup) must not cancel it
+    const onAbort = () => void (enq.coalesced ? undefined : this.sys.front.delete(jobId).catch(() => undefined));
     signal.addEventListener("abort", onAbort, { once: true });
     let result;
     try {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file jobworkerp/data/worker.proto.
  */
 export const file_jobworkerp_data_worker: GenFile = /*@__PURE__*/
-  fileDesc("Chxqb2J3b3JrZXJwL2RhdGEvd29ya2VyLnByb3RvEg9qb2J3b3JrZXJwLmRhdGEiqgMKCldvcmtlckRhdGESDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIsCglydW5uZXJfaWQYAyABKAsyGS5qb2J3b3JrZXJwLmRhdGEuUnVubmVySWQSFwoPcnVubmVyX3NldHRpbmdzGAQgASgMEjIKDHJldHJ5X3BvbGljeRgFIAEoCzIcLmpvYndvcmtlcnAuZGF0YS5SZXRyeVBvbGljeRIZChFwZXJpb2RpY19pbnRlcnZhbBgGIAEoDRIUCgdjaGFubmVsGAcgASgJSACIAQESLgoKcXVldWVfdHlwZRgIIAEoDjIaLmpvYndvcmtlcnAuZGF0YS5RdWV1ZVR5cGUSNAoNcmVzcG9uc2VfdHlwZRgJIAEoDjIdLmpvYndvcmtlcnAuZGF0YS5SZXNwb25zZVR5cGUSFQoNc3RvcmVfc3VjY2VzcxgKIAEoCBIVCg1zdG9yZV9mYWlsdXJlGAsgASgIEhIKCnVzZV9zdGF0aWMYDSABKAgSGQoRYnJvYWRjYXN0X3Jlc3VsdHMYDiABKAhCCgoIX2NoYW5uZWwiGQoIV29ya2VySWQSDQoFdmFsdWUYASABKAMiWgoGV29ya2VyEiUKAmlkGAEgASgLMhkuam9id29ya2VycC5kYXRhLldvcmtlcklkEikKBGRhdGEYAiABKAsyGy5qb2J3b3JrZXJwLmRhdGEuV29ya2VyRGF0YSrWAQoPV29ya2VyU29ydEZpZWxkEiEKHVdPUktFUl9TT1JUX0ZJRUxEX1VOU1BFQ0lGSUVEEAASGAoUV09SS0VSX1NPUlRfRklFTERfSUQQARIaChZXT1JLRVJfU09SVF9GSUVMRF9OQU1FEAISHwobV09SS0VSX1NPUlRfRklFTERfUlVOTkVSX0lEEAMSJwojV09SS0VSX1NPUlRfRklFTERfUEVSSU9ESUNfSU5URVJWQUwQBBIgChxXT1JLRVJfU09SVF9GSUVMRF9DUkVBVEVEX0FUEAViBnByb3RvMw", [file_jobworkerp_data_common, file_jobworkerp_data_runner]);
+  fileDesc("Chxqb2J3b3JrZXJwL2RhdGEvd29ya2VyLnByb3RvEg9qb2J3b3JrZXJwLmRhdGEi1QMKCldvcmtlckRhdGESDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIsCglydW5uZXJfaWQYAyABKAsyGS5qb2J3b3JrZXJwLmRhdGEuUnVubmVySWQSFwoPcnVubmVyX3NldHRpbmdzGAQgASgMEjIKDHJldHJ5X3BvbGljeRgFIAEoCzIcLmpvYndvcmtlcnAuZGF0YS5SZXRyeVBvbGljeRIZChFwZXJpb2RpY19pbnRlcnZhbBgGIAEoDRIUCgdjaGFubmVsGAcgASgJSACIAQESLgoKcXVldWVfdHlwZRgIIAEoDjIaLmpvYndvcmtlcnAuZGF0YS5RdWV1ZVR5cGUSNAoNcmVzcG9uc2VfdHlwZRgJIAEoDjIdLmpvYndvcmtlcnAuZGF0YS5SZXNwb25zZVR5cGUSFQoNc3RvcmVfc3VjY2VzcxgKIAEoCBIVCg1zdG9yZV9mYWlsdXJlGAsgASgIEhIKCnVzZV9zdGF0aWMYDSABKAgSGQoRYnJvYWRjYXN0X3Jlc3VsdHMYDiABKAgSKQoFZGVkdXAYZCABKA4yGi5qb2J3b3JrZXJwLmRhdGEuRGVkdXBNb2RlQgoKCF9jaGFubmVsIhkKCFdvcmtlcklkEg0KBXZhbHVlGAEgASgDIloKBldvcmtlchIlCgJpZBgBIAEoCzIZLmpvYndvcmtlcnAuZGF0YS5Xb3JrZXJJZBIpCgRkYXRhGAIgASgLMhsuam9id29ya2VycC5kYXRhLldvcmtlckRhdGEqUAoJRGVkdXBNb2RlEhMKD0RFRFVQX01PREVfTk9ORRAAEhUKEURFRFVQX01PREVfUkVKRUNUEAESFwoTREVEVVBfTU9ERV9DT0FMRVNDRRACKtYBCg9Xb3JrZXJTb3J0RmllbGQSIQodV09SS0VSX1NPUlRfRklFTERfVU5TUEVDSUZJRUQQABIYChRXT1JLRVJfU09SVF9GSUVMRF9JRBABEhoKFldPUktFUl9TT1JUX0ZJRUxEX05BTUUQAhIfChtXT1JLRVJfU09SVF9GSUVMRF9SVU5ORVJfSUQQAxInCiNXT1JLRVJfU09SVF9GSUVMRF9QRVJJT0RJQ19JTlRFUlZBTBAEEiAKHFdPUktFUl9TT1JUX0ZJRUxEX0NSRUFURURfQVQQBWIGcHJvdG8z", [file_jobworkerp_data_common, file_jobworkerp_data_runner]);
 
 /**
  * @generated from message jobworkerp.data.WorkerData
@@ -88,6 +88,14 @@ export type WorkerData = Message<"jobworkerp.data.WorkerData"> & {
    * @generated from field: bool broadcast_results = 14;
    */
   broadcastResults: boolean;
+
+  /**
+   * jobworkerp-ts extension (a high number, unknown to jobworkerp-rs clients, which ignore it): what Enqueue does
+   * with a job whose `using` and args equal those of a pending or running job of this worker.
+   *
+   * @generated from field: jobworkerp.data.DedupMode dedup = 100;
+   */
+  dedup: DedupMode;
 };
 
 /**
@@ -137,6 +145,40 @@ export const WorkerSchema: GenMessage<Worker> = /*@__PURE__*/
   messageDesc(file_jobworkerp_data_worker, 2);
 
 /**
+ * Content deduplication of a worker's jobs (jobworkerp-ts extension). Not allowed on periodic workers.
+ *
+ * @generated from enum jobworkerp.data.DedupMode
+ */
+export enum DedupMode {
+  /**
+   * Every job runs.
+   *
+   * @generated from enum value: DEDUP_MODE_NONE = 0;
+   */
+  NONE = 0,
+
+  /**
+   * Enqueue answers ALREADY_EXISTS naming the pending or running job with the same content.
+   *
+   * @generated from enum value: DEDUP_MODE_REJECT = 1;
+   */
+  REJECT = 1,
+
+  /**
+   * Enqueue answers with the existing job's id (DIRECT: with that job's result); nothing new is queued.
+   *
+   * @generated from enum value: DEDUP_MODE_COALESCE = 2;
+   */
+  COALESCE = 2,
+}
+
+/**
+ * Describes the enum jobworkerp.data.DedupMode.
+ */
+export const DedupModeSchema: GenEnum<DedupMode> = /*@__PURE__*/
+  enumDesc(file_jobworkerp_data_worker, 0);
+
+/**
  * @generated from enum jobworkerp.data.WorkerSortField
  */
 export enum WorkerSortField {
@@ -175,5 +217,5 @@ export enum WorkerSortField {
  * Describes the enum jobworkerp.data.WorkerSortField.
  */
 export const WorkerSortFieldSchema: GenEnum<WorkerSortField> = /*@__PURE__*/
-  enumDesc(file_jobworkerp_data_worker, 0);
+  enumDesc(file_jobworkerp_data_worker, 1);
 
