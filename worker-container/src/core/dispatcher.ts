@@ -11,13 +11,16 @@ import { AppError } from "./errors.js";
 import { statusEntry } from "./job_front.js";
 import { effective } from "./outcomes.js";
 import type { Lease } from "./ports.js";
-import { nextRetryDelay } from "./retry.js";
+import { nextRetryDelay, retryLimit } from "./retry.js";
 import { resolveMethod } from "./runners.js";
 import type { System } from "./system.js";
+import { WeightedLeaser, type SubQueueWeight } from "./weighted.js";
 
 export interface ChannelConcurrency {
   name: string;
   concurrency: number;
+  /** Weighted sub-queues (`name:sub` channels, see core/weighted.ts): leased in proportion instead of `name` alone. */
+  subQueues?: SubQueueWeight[];
 }
 
 class Cancelled extends Error {
@@ -56,7 +59,9 @@ export class Dispatcher {
   start(): void {
     this.unsubscribeCancel = this.deps.bus.onCancel((id) => this.running.get(id)?.abort(new Cancelled()));
     for (const ch of this.channels) {
-      for (let i = 0; i < ch.concurrency; i++) this.loops.push(this.loop(ch));
+      const weighted = ch.subQueues?.length ? new WeightedLeaser(this.deps.queue, ch.subQueues) : undefined;
+      const lease = weighted ? () => weighted.lease(this.stop.signal) : () => this.deps.queue.lease(ch.name, this.stop.signal);
+      for (let i = 0; i < ch.concurrency; i++) this.loops.push(this.loop(ch, lease));
     }
   }
 
@@ -76,11 +81,11 @@ export class Dispatcher {
     return this.running.has(jobId);
   }
 
-  private async loop(ch: ChannelConcurrency): Promise<void> {
+  private async loop(ch: ChannelConcurrency, next: () => Promise<Lease | undefined>): Promise<void> {
     while (!this.stop.signal.aborted) {
       let lease: Lease | undefined;
       try {
-        lease = await this.deps.queue.lease(ch.name, this.stop.signal);
+        lease = await next();
         if (!lease) continue;
         const stopHeartbeat = this.heartbeat(lease);
         const spans = startJobSpans(lease.item.job, ch.name, lease.item.loadOnly); // undefined unless tracing
@@ -213,7 +218,10 @@ export class Dispatcher {
       let broken = false;
       try {
         if (loadOnly) return [ResultStatus.SUCCESS, new Uint8Array()];
-        const ctx = { signal: controller.signal, using, jobId: id, metadata: job.metadata };
+        const ctx = {
+          signal: controller.signal, using, jobId: id, metadata: job.metadata,
+          retried: d.retried, maxRetry: retryLimit(effective(job, worker).retryPolicy), channel: ch.name,
+        };
         if (d.streamingType !== StreamingType.NONE) {
           if (!borrowed.instance.runStream) throw new RunnerError("FATAL_ERROR", `${def.name} cannot stream`);
           for await (const chunk of borrowed.instance.runStream(d.args, ctx)) {
@@ -223,7 +231,8 @@ export class Dispatcher {
         }
         return [ResultStatus.SUCCESS, await borrowed.instance.run(d.args, ctx)];
       } catch (e) {
-        broken = controller.signal.aborted; // an aborted instance may hold half-done state
+        // an aborted instance may hold half-done state, unless it says it cleans up itself
+        broken = controller.signal.aborted && !borrowed.instance.recoversFromAbort;
         throw e;
       } finally {
         await borrowed.release(broken);

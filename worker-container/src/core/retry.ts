@@ -32,6 +32,11 @@ export function nextRetryDelay(policy: RetryPolicy | undefined, retried: number)
   return delay;
 }
 
+/** How many retries the policy allows (0: none), as a runner may tell its job. */
+export function retryLimit(policy: RetryPolicy | undefined): number {
+  return !policy || policy.type === RetryType.NONE ? 0 : policy.maxRetry;
+}
+
 /** Upper bound of the time all retries can wait in total (used for DIRECT wait deadlines). */
 export function totalRetryDelay(policy: RetryPolicy | undefined): number {
   let sum = 0;

@@ -26,8 +26,9 @@ export class RunnerInstances {
 
   async acquire(worker: Worker, def: RunnerDefinition, poolSize: number): Promise<Borrowed> {
     const settings = worker.data!.runnerSettings;
+    const of = { id: worker.id!.value, name: worker.data!.name };
     if (!worker.data!.useStatic) {
-      const instance = await def.create(settings, { useStatic: false });
+      const instance = await def.create(settings, { useStatic: false, worker: of });
       return { instance, release: async () => void (await instance.close?.()) };
     }
     const id = worker.id!.value;
@@ -43,7 +44,7 @@ export class RunnerInstances {
       if (p.created < p.size) {
         p.created++;
         try {
-          instance = await def.create(settings, { useStatic: true });
+          instance = await def.create(settings, { useStatic: true, worker: of });
         } catch (e) {
           p.created--;
           throw e;

@@ -6,7 +6,7 @@ import {
   ResponseTypeSchema,
   RetryTypeSchema,
 } from "../gen/jobworkerp/data/common_pb.js";
-import { WorkerSchema, type Worker, type WorkerData } from "../gen/jobworkerp/data/worker_pb.js";
+import { DedupMode, DedupModeSchema, WorkerSchema, type Worker, type WorkerData } from "../gen/jobworkerp/data/worker_pb.js";
 import { failedPrecondition, invalid, notFound } from "./errors.js";
 import type { ResultBus, Store } from "./ports.js";
 import type { RunnerRegistry } from "./runners.js";
@@ -60,6 +60,8 @@ export class WorkerDefinitions {
       def = loaded;
     }
     if (def.settingsSchema) decodeOrInvalid(def.settingsSchema, data.runnerSettings, "runner_settings");
+    const problem = def.checkSettings?.(data.runnerSettings);
+    if (problem) throw invalid(`runner_settings: ${problem}`);
     else if (data.runnerSettings.length > 0 && def.settingsProto === "") {
       // runners without settings ignore them, as jobworkerp-rs does
     }
@@ -75,6 +77,9 @@ export class WorkerDefinitions {
       throw invalid("a periodic worker cannot have response_type DIRECT");
     }
     if (data.channel !== undefined && data.channel.length > 128) throw invalid("channel is longer than 128 characters");
+    checkEnum(DedupModeSchema, data.dedup, "dedup");
+    // every occurrence of a periodic job shares its id and args: deduplication would only ever see itself
+    if (data.periodicInterval > 0 && data.dedup !== DedupMode.NONE) throw invalid("dedup cannot be used with a periodic worker");
   }
 
   async create(data: WorkerData): Promise<bigint> {

@@ -42,11 +42,15 @@ export interface RunnerDefinition {
    * Called once per job, or once per pool slot when the worker has use_static.
    */
   create(settings: Uint8Array, opts?: CreateOptions): Promise<RunnerInstance>;
+  /** Checks settings beyond decoding them when a worker is created or updated: a problem's message, or undefined. */
+  checkSettings?(settings: Uint8Array): string | undefined;
 }
 
 export interface CreateOptions {
   /** The instance will be reused for many jobs (use_static) rather than closed after one (e.g. DOCKER keeps a container). */
   useStatic: boolean;
+  /** The worker the instance serves (runners that keep per-worker state, e.g. SUPERVISED_PROCESS's children). */
+  worker?: { id: bigint; name: string };
 }
 
 export interface RunContext {
@@ -57,6 +61,10 @@ export interface RunContext {
   jobId: bigint;
   /** Job metadata (request headers that are not jobworkerp's own). */
   metadata: Record<string, string>;
+  /** Retries already made of this job, the retry policy's limit (0: none) and the channel it runs on. */
+  retried?: number;
+  maxRetry?: number;
+  channel?: string;
 }
 
 export interface RunnerInstance {
@@ -66,6 +74,8 @@ export interface RunnerInstance {
   runStream?(args: Uint8Array, ctx: RunContext): AsyncIterable<Uint8Array>;
   /** Release resources (static pools call it on release/shutdown). */
   close?(): Promise<void>;
+  /** The instance cleans up after an aborted run itself and stays usable (a static pool keeps it). */
+  recoversFromAbort?: boolean;
 }
 
 /**

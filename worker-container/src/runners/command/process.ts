@@ -29,6 +29,7 @@ export interface RunningProcess {
   resume(): void;
   /** Kill the process group (no-op once it is gone). */
   kill(): void;
+  pid?: number;
 }
 
 const MEMORY_SAMPLE_MS = 50;
@@ -150,5 +151,6 @@ export async function startProcess(a: CommandArgs, signal: AbortSignal, io: Proc
       child.stderr!.resume();
     },
     kill: killGroup,
+    pid,
   };
 }

@@ -2,15 +2,15 @@
 // @generated from file jobworkerp/data/worker_instance.proto (package jobworkerp.data, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file jobworkerp/data/worker_instance.proto.
  */
 export const file_jobworkerp_data_worker_instance: GenFile = /*@__PURE__*/
-  fileDesc("CiVqb2J3b3JrZXJwL2RhdGEvd29ya2VyX2luc3RhbmNlLnByb3RvEg9qb2J3b3JrZXJwLmRhdGEiMgoNQ2hhbm5lbENvbmZpZxIMCgRuYW1lGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNIiEKEFdvcmtlckluc3RhbmNlSWQSDQoFdmFsdWUYASABKAMi2AEKEldvcmtlckluc3RhbmNlRGF0YRISCgppcF9hZGRyZXNzGAEgASgJEhUKCGhvc3RuYW1lGAIgASgJSACIAQESMAoIY2hhbm5lbHMYAyADKAsyHi5qb2J3b3JrZXJwLmRhdGEuQ2hhbm5lbENvbmZpZxIVCg1yZWdpc3RlcmVkX2F0GAQgASgDEhYKDmxhc3RfaGVhcnRiZWF0GAUgASgDEikKIXJkYl9zdGF0dXNfaW5kZXhfcmVjb3ZlcnlfdmVyc2lvbhgGIAEoDUILCglfaG9zdG5hbWUicgoOV29ya2VySW5zdGFuY2USLQoCaWQYASABKAsyIS5qb2J3b3JrZXJwLmRhdGEuV29ya2VySW5zdGFuY2VJZBIxCgRkYXRhGAIgASgLMiMuam9id29ya2VycC5kYXRhLldvcmtlckluc3RhbmNlRGF0YWIGcHJvdG8z");
+  fileDesc("CiVqb2J3b3JrZXJwL2RhdGEvd29ya2VyX2luc3RhbmNlLnByb3RvEg9qb2J3b3JrZXJwLmRhdGEiMgoNQ2hhbm5lbENvbmZpZxIMCgRuYW1lGAEgASgJEhMKC2NvbmN1cnJlbmN5GAIgASgNIiEKEFdvcmtlckluc3RhbmNlSWQSDQoFdmFsdWUYASABKAMimgIKEldvcmtlckluc3RhbmNlRGF0YRISCgppcF9hZGRyZXNzGAEgASgJEhUKCGhvc3RuYW1lGAIgASgJSACIAQESMAoIY2hhbm5lbHMYAyADKAsyHi5qb2J3b3JrZXJwLmRhdGEuQ2hhbm5lbENvbmZpZxIVCg1yZWdpc3RlcmVkX2F0GAQgASgDEhYKDmxhc3RfaGVhcnRiZWF0GAUgASgDEikKIXJkYl9zdGF0dXNfaW5kZXhfcmVjb3ZlcnlfdmVyc2lvbhgGIAEoDRJAChRzdXBlcnZpc2VkX3Byb2Nlc3NlcxhkIAMoCzIiLmpvYndvcmtlcnAuZGF0YS5TdXBlcnZpc2VkUHJvY2Vzc0ILCglfaG9zdG5hbWUihwMKEVN1cGVydmlzZWRQcm9jZXNzEhEKCXdvcmtlcl9pZBgBIAEoAxITCgt3b3JrZXJfbmFtZRgCIAEoCRIMCgRzbG90GAMgASgNEhAKA3BpZBgEIAEoBUgAiAEBEjcKBXN0YXRlGAUgASgOMiguam9id29ya2VycC5kYXRhLlN1cGVydmlzZWRQcm9jZXNzLlN0YXRlEhAKCHJlc3RhcnRzGAYgASgNEh0KEGxhc3RfZXhpdF9yZWFzb24YByABKAlIAYgBARIcCg9sYXN0X3N0YXJ0ZWRfYXQYCCABKANIAogBARIRCglqb2JzX2RvbmUYCSABKAQiXgoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIMCghTVEFSVElORxABEgkKBVJFQURZEAISCAoEQlVTWRADEg4KClJFU1RBUlRJTkcQBBILCgdTVE9QUEVEEAVCBgoEX3BpZEITChFfbGFzdF9leGl0X3JlYXNvbkISChBfbGFzdF9zdGFydGVkX2F0InIKDldvcmtlckluc3RhbmNlEi0KAmlkGAEgASgLMiEuam9id29ya2VycC5kYXRhLldvcmtlckluc3RhbmNlSWQSMQoEZGF0YRgCIAEoCzIjLmpvYndvcmtlcnAuZGF0YS5Xb3JrZXJJbnN0YW5jZURhdGFiBnByb3RvMw");
 
 /**
  * @generated from message jobworkerp.data.ChannelConfig
@@ -84,6 +84,14 @@ export type WorkerInstanceData = Message<"jobworkerp.data.WorkerInstanceData"> &
    * @generated from field: uint32 rdb_status_index_recovery_version = 6;
    */
   rdbStatusIndexRecoveryVersion: number;
+
+  /**
+   * jobworkerp-ts additions (numbers from 100, away from jobworkerp-rs's).
+   * Child processes this instance supervises (SUPERVISED_PROCESS runner), as of its last heartbeat.
+   *
+   * @generated from field: repeated jobworkerp.data.SupervisedProcess supervised_processes = 100;
+   */
+  supervisedProcesses: SupervisedProcess[];
 };
 
 /**
@@ -92,6 +100,128 @@ export type WorkerInstanceData = Message<"jobworkerp.data.WorkerInstanceData"> &
  */
 export const WorkerInstanceDataSchema: GenMessage<WorkerInstanceData> = /*@__PURE__*/
   messageDesc(file_jobworkerp_data_worker_instance, 2);
+
+/**
+ * One supervised child process slot of a worker in a worker instance.
+ *
+ * @generated from message jobworkerp.data.SupervisedProcess
+ */
+export type SupervisedProcess = Message<"jobworkerp.data.SupervisedProcess"> & {
+  /**
+   * @generated from field: int64 worker_id = 1;
+   */
+  workerId: bigint;
+
+  /**
+   * @generated from field: string worker_name = 2;
+   */
+  workerName: string;
+
+  /**
+   * Slot number within the worker's children in this instance (0-based).
+   *
+   * @generated from field: uint32 slot = 3;
+   */
+  slot: number;
+
+  /**
+   * Process id of the current child (absent when none runs).
+   *
+   * @generated from field: optional int32 pid = 4;
+   */
+  pid?: number | undefined;
+
+  /**
+   * @generated from field: jobworkerp.data.SupervisedProcess.State state = 5;
+   */
+  state: SupervisedProcess_State;
+
+  /**
+   * How many times the slot's child was started again after the first start.
+   *
+   * @generated from field: uint32 restarts = 6;
+   */
+  restarts: number;
+
+  /**
+   * Why the last child ended (exit code, signal, timeout, ready timeout...).
+   *
+   * @generated from field: optional string last_exit_reason = 7;
+   */
+  lastExitReason?: string | undefined;
+
+  /**
+   * When the current (or last) child was started, unix ms.
+   *
+   * @generated from field: optional int64 last_started_at = 8;
+   */
+  lastStartedAt?: bigint | undefined;
+
+  /**
+   * Jobs answered by the slot's children.
+   *
+   * @generated from field: uint64 jobs_done = 9;
+   */
+  jobsDone: bigint;
+};
+
+/**
+ * Describes the message jobworkerp.data.SupervisedProcess.
+ * Use `create(SupervisedProcessSchema)` to create a new message.
+ */
+export const SupervisedProcessSchema: GenMessage<SupervisedProcess> = /*@__PURE__*/
+  messageDesc(file_jobworkerp_data_worker_instance, 3);
+
+/**
+ * @generated from enum jobworkerp.data.SupervisedProcess.State
+ */
+export enum SupervisedProcess_State {
+  /**
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  STATE_UNSPECIFIED = 0,
+
+  /**
+   * Started, waiting for its ready line.
+   *
+   * @generated from enum value: STARTING = 1;
+   */
+  STARTING = 1,
+
+  /**
+   * Idle, waiting for a job.
+   *
+   * @generated from enum value: READY = 2;
+   */
+  READY = 2,
+
+  /**
+   * Running a job.
+   *
+   * @generated from enum value: BUSY = 3;
+   */
+  BUSY = 3,
+
+  /**
+   * Died; restarts after the backoff delay.
+   *
+   * @generated from enum value: RESTARTING = 4;
+   */
+  RESTARTING = 4,
+
+  /**
+   * Not running (released, or its program cannot start); the next job starts it again.
+   *
+   * @generated from enum value: STOPPED = 5;
+   */
+  STOPPED = 5,
+}
+
+/**
+ * Describes the enum jobworkerp.data.SupervisedProcess.State.
+ */
+export const SupervisedProcess_StateSchema: GenEnum<SupervisedProcess_State> = /*@__PURE__*/
+  enumDesc(file_jobworkerp_data_worker_instance, 3, 0);
 
 /**
  * @generated from message jobworkerp.data.WorkerInstance
@@ -113,5 +243,5 @@ export type WorkerInstance = Message<"jobworkerp.data.WorkerInstance"> & {
  * Use `create(WorkerInstanceSchema)` to create a new message.
  */
 export const WorkerInstanceSchema: GenMessage<WorkerInstance> = /*@__PURE__*/
-  messageDesc(file_jobworkerp_data_worker_instance, 3);
+  messageDesc(file_jobworkerp_data_worker_instance, 4);
 
