@@ -6,10 +6,11 @@ import { ConfigError, loadClientConfig, loadConfig, type Role } from "./config.j
 const ROLES: Role[] = ["all-in-one", "front", "worker"];
 const USAGE = `usage: jobworkerp [all-in-one|front|worker]
   all-in-one (default)  gRPC front and workers in one process
-  front                 gRPC front only (STORAGE_TYPE=Scalable)
-  worker                job workers only (STORAGE_TYPE=Scalable)
+  front                 gRPC front only (STORAGE_TYPE=Scalable or Aws)
+  worker                job workers only (STORAGE_TYPE=Scalable or Aws)
   mcp [--stdio|--http] [-a host:port]   workers and runners as MCP tools (jobworkerp mcp --help)
   workflow run FILE [--input JSON] [--events] | workflow validate FILE   run/validate a workflow locally
+  aws bootstrap         create the AWS resources (queues, DLQs, job-state table) at AWS_ENDPOINT_URL or in AWS
   [-a ADDRESS] <runner|worker|job|job-result|job-status|worker-instance> <command> ...
                         gRPC client (jobworkerp-client's commands; jobworkerp -a x --help)
 Configuration comes from environment variables (see README.md).`;
@@ -19,6 +20,7 @@ type Command = (args: string[]) => Promise<number>;
 const COMMANDS: Record<string, Command> = {
   mcp: async (args) => (await import("../mcp_server/command.js")).runMcpCommand(args),
   workflow: async (args) => (await import("../runners/workflow/cli.js")).runWorkflowCommand(args),
+  aws: async (args) => (await import("./aws_bootstrap.js")).runAwsCommand(args),
 };
 /** The gRPC client, loaded only when used (`client/invocation.ts` says which command lines are its). */
 const runClient: Command = async (args) => (await import("./client/index.js")).runClient(args, loadClientConfig());

@@ -4,7 +4,8 @@ import { create } from "@bufbuild/protobuf";
 import { ResponseType, ResultStatus, type RetryPolicy } from "../gen/jobworkerp/data/common_pb.js";
 import type { Job } from "../gen/jobworkerp/data/job_pb.js";
 import { JobResultSchema, type JobResult } from "../gen/jobworkerp/data/job_result_pb.js";
-import type { Worker } from "../gen/jobworkerp/data/worker_pb.js";
+import { DedupMode, type Worker } from "../gen/jobworkerp/data/worker_pb.js";
+import { contentKey } from "./dedup.js";
 import type { SnowflakeGenerator } from "./ids.js";
 import { recordResult } from "../observability/index.js";
 import type { Claim, JobState, ResultBus, Store } from "./ports.js";
@@ -85,11 +86,13 @@ export class JobOutcomes {
    * A job whose worker was deleted while it waited: nothing can run it. Its waiters (DIRECT, Listen, streams)
    * get a FATAL_ERROR result instead of waiting out the job's timeout.
    */
-  async orphaned(job: Job): Promise<void> {
+  async orphaned(job: Job): Promise<JobResult> {
     const id = job.id!.value;
     const d = job.data!;
     await this.state.remove(id);
     if (d.uniqKey) await this.state.releaseUniqKey(d.workerId!.value, d.uniqKey, id);
+    // the deleted worker may have deduplicated: free the content key (a no-op when this job does not hold it)
+    await this.state.releaseUniqKey(d.workerId!.value, contentKey(job), id);
     const now = BigInt(Date.now());
     const result = create(JobResultSchema, {
       id: { value: this.ids.next() },
@@ -102,6 +105,7 @@ export class JobOutcomes {
       metadata: job.metadata,
     });
     await this.bus.publishResult(result, { broadcast: false, keepMs: 5_000 });
+    return result;
   }
 
   /** Store the result when the worker asks for it (intermediate retry results count as failures). */
@@ -121,7 +125,8 @@ export class JobOutcomes {
     /** Builds the result; only called when it is stored or published (most NO_RESULT jobs need neither). */
     makeResult: () => JobResult,
     claim: Claim | undefined,
-    where: { durable: boolean; periodic: boolean },
+    /** storeAlways: store the result whatever store_success/store_failure say (a job lost to the DLQ). */
+    where: { durable: boolean; periodic: boolean; storeAlways?: boolean },
   ): Promise<boolean> {
     const id = job.id!.value;
     const d = job.data!;
@@ -130,10 +135,13 @@ export class JobOutcomes {
     } else await this.state.remove(id);
     recordResult(worker, status);
     const e = effective(job, worker);
-    const keep = e.broadcastResults || e.responseType === ResponseType.DIRECT || d.streamingType !== 0;
-    const result = keep || wantsStored(status, e) ? makeResult() : undefined;
-    if (result) await this.storeIfWanted(result, e);
+    const dedup = worker.data!.dedup ?? DedupMode.NONE;
+    // COALESCE: DIRECT callers coalesced onto this job wait for its result, whatever this job's own response type
+    const keep = e.broadcastResults || e.responseType === ResponseType.DIRECT || d.streamingType !== 0 || dedup === DedupMode.COALESCE;
+    const result = keep || where.storeAlways || wantsStored(status, e) ? makeResult() : undefined;
+    if (result) await (where.storeAlways ? this.store.insertResult(result) : this.storeIfWanted(result, e));
     if (d.uniqKey) await this.state.releaseUniqKey(d.workerId!.value, d.uniqKey, id);
+    if (dedup !== DedupMode.NONE) await this.state.releaseUniqKey(d.workerId!.value, contentKey(job), id);
     // a periodic job's row stays: the clock re-arms it
     if (where.durable && !where.periodic) await this.store.deleteJob(id);
     if (result && keep) {

@@ -1,5 +1,5 @@
 // What the DOCKER runner needs from a container engine. The Docker Engine API (dockerode, also Podman's
-// compatible API) implements it in dockerode_engine.ts; an AWS ECS backend can implement it later.
+// compatible API) implements it in dockerode_engine.ts, Amazon ECS (one task per job) in ecs_engine.ts.
 
 export interface ContainerSpec {
   image: string;
@@ -20,6 +20,8 @@ export interface ContainerSpec {
   platform?: string;
   /** Labels to find the container by (e.g. the job id). */
   labels: Record<string, string>;
+  /** The channel the job runs on (the ECS backend sizes the task and its GPUs by it). */
+  channel?: string;
 }
 
 export interface ExecSpec {
@@ -47,6 +49,8 @@ export class ImageNotFound extends Error {
 }
 
 export interface ContainerEngine {
+  /** The engine cannot keep a container for exec (ECS): use_static workers then run one container per job too. */
+  readonly oneShotOnly?: boolean;
   hasImage(image: string): Promise<boolean>;
   /** Pulls the image; rejects with the engine's or registry's message. */
   pull(image: string, platform: string | undefined, signal: AbortSignal): Promise<void>;

@@ -21,7 +21,7 @@ export const DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock";
 export function dockerRunner(opts: { dockerHost?: string; engine?: ContainerEngine } = {}): RunnerDefinition {
   let engine = opts.engine;
   // Created on first use: a server without any DOCKER worker never touches the socket.
-  const getEngine = () => (engine ??= new DockerodeEngine(opts.dockerHost || DEFAULT_DOCKER_HOST));
+  const getEngine = (): ContainerEngine => (engine ??= new DockerodeEngine(opts.dockerHost || DEFAULT_DOCKER_HOST));
   return {
     id: 4n,
     name: "DOCKER",
@@ -41,7 +41,7 @@ export function dockerRunner(opts: { dockerHost?: string; engine?: ContainerEngi
     },
     async create(bytes: Uint8Array, createOpts?: CreateOptions) {
       const settings = checkSettings(decode(DockerRunnerSettingsSchema, bytes, "DockerRunnerSettings"));
-      if (!createOpts?.useStatic) return new OneShotInstance(getEngine(), settings);
+      if (!createOpts?.useStatic || getEngine().oneShotOnly) return new OneShotInstance(getEngine(), settings);
       if (!settings.image) {
         throw new RunnerError("FATAL_ERROR", "a use_static DOCKER worker needs its image in the settings (from_image or repo/tag)");
       }

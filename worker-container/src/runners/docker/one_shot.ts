@@ -18,7 +18,7 @@ export class OneShotInstance implements RunnerInstance {
 
   async run(bytes: Uint8Array, ctx: RunContext): Promise<Uint8Array> {
     const a = decode(DockerArgsSchema, bytes, "DockerArgs");
-    const spec = containerSpec(this.settings, a, ctx.jobId);
+    const spec = containerSpec(this.settings, a, ctx.jobId, ctx.channel);
     const limit = runLimit(ctx.signal, timeoutSec(this.settings, a));
     let id: string | undefined;
     const creating = createContainer(this.engine, spec, this.settings, limit);

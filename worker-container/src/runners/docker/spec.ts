@@ -57,7 +57,7 @@ export const containerLabels = (jobId?: bigint): Record<string, string> =>
   jobId === undefined ? { "jobworkerp.runner": "DOCKER" } : { "jobworkerp.runner": "DOCKER", "jobworkerp.job_id": String(jobId) };
 
 /** The one-shot container for a job (args over settings). */
-export function containerSpec(s: Settings, a: DockerArgs, jobId: bigint): ContainerSpec {
+export function containerSpec(s: Settings, a: DockerArgs, jobId: bigint, channel?: string): ContainerSpec {
   const image = a.image || s.image;
   if (!image) throw new RunnerError("FATAL_ERROR", "no image: set from_image (or repo/tag) in the worker settings or image in the args");
   checkVolumes(a.volumes, "volumes");
@@ -76,6 +76,7 @@ export function containerSpec(s: Settings, a: DockerArgs, jobId: bigint): Contai
     macAddress: a.macAddress || undefined,
     platform: s.raw.platform || undefined,
     labels: containerLabels(jobId),
+    channel,
   };
 }
 
