@@ -24,6 +24,8 @@ export default defineConfig({
       { test: { ...common, name: "e2e-scalable", include: ["test/e2e/**/*.test.ts"], env: { E2E_SHAPE: "scalable" } } },
       // The e2e suite again against the embedded shape with PostgreSQL as the store (a database per server).
       { test: { ...common, name: "e2e-postgres", include: ["test/e2e/**/*.test.ts"], env: { E2E_SHAPE: "postgres" } } },
+      // And against the AWS shape: the 2 + 2 cluster with STORAGE_TYPE=Aws (SQS, DynamoDB on the run's moto server).
+      { test: { ...common, name: "e2e-aws", include: ["test/e2e/**/*.test.ts"], env: { E2E_SHAPE: "aws" } } },
     ],
   },
 });

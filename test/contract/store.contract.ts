@@ -842,6 +842,20 @@ export function describeStoreContract(name: string, open: () => Promise<Store>, 
       });
     });
 
+    describe("spilled job bytes", () => {
+      it("put/get/delete by key, bytes intact (2 MiB, every byte value); a duplicate key is ALREADY_EXISTS", async () => {
+        const data = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 7) % 256);
+        await store.putSpill("sqs-spill/1/a", data, 1);
+        await store.putSpill("sqs-spill/2/b", new Uint8Array([0, 255]), 2);
+        expect(Buffer.from((await store.getSpill("sqs-spill/1/a"))!).equals(Buffer.from(data))).toBe(true);
+        await expectKind(store.putSpill("sqs-spill/1/a", new Uint8Array([1]), 3), "ALREADY_EXISTS");
+        expect(await store.deleteSpill("sqs-spill/1/a")).toBe(true);
+        expect(await store.deleteSpill("sqs-spill/1/a")).toBe(false);
+        expect(await store.getSpill("sqs-spill/1/a")).toBeUndefined();
+        expect([...(await store.getSpill("sqs-spill/2/b"))!]).toEqual([0, 255]);
+      });
+    });
+
     // ------------------------------------------------------------------ durability
 
     itDurable("keeps data across close and reopen, and migrate() on reopen changes nothing", async () => {

@@ -4,6 +4,8 @@
 import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import { Api, collect, healthCheck } from "./client.js";
+import { ensureJobStateTable } from "../../worker-container/src/adapters/aws/provision.js";
+import { awsTestConfig, testAwsClients } from "./aws.js";
 import { createTestDatabase } from "./databases.js";
 import { type ServerProc, baseEnv, freePort, sleep, spawnServer } from "./proc.js";
 
@@ -16,6 +18,8 @@ export const ROUND_ROBIN_CHANNEL_OPTIONS: Record<string, string> = {
 export interface ClusterState {
   mysqlUrl: string;
   redisPrefix: string;
+  /** STORAGE_TYPE=Aws on the run's local AWS endpoint: the deployment's resource prefix (its queues and table). */
+  awsPrefix?: string;
 }
 
 export interface Proc {
@@ -67,12 +71,40 @@ export interface StartClusterOptions {
   state?: ClusterState;
   /** How long each process may take to become ready (default 20 s). */
   readyTimeoutMs?: number;
+  /** STORAGE_TYPE=Aws (SQS + DynamoDB on the run's moto server) instead of Scalable; default: the state's choice. */
+  aws?: boolean;
 }
 
-/** A fresh database on the run's MariaDB and a unique Redis key prefix. */
-export async function newClusterState(): Promise<ClusterState> {
+/** A fresh database on the run's MariaDB and a unique Redis key prefix (and AWS resource prefix for `aws`). */
+export async function newClusterState(aws = false): Promise<ClusterState> {
   const db = await createTestDatabase(inject("mysqlUrl"), "e2e");
-  return { mysqlUrl: db.url, redisPrefix: `e2e-${randomBytes(6).toString("hex")}` };
+  const tag = randomBytes(6).toString("hex");
+  return { mysqlUrl: db.url, redisPrefix: `e2e-${tag}`, ...(aws ? { awsPrefix: `e2e-${tag}` } : {}) };
+}
+
+/**
+ * STORAGE_TYPE=Aws against the run's moto server: the job-state table is created here (as `jobworkerp aws
+ * bootstrap` or the CDK app would); queues are created on first use because the suite's workers pick channel
+ * names freely; the clock and the dead-letter recorder run in-process since no scheduler or Lambda runs here.
+ */
+async function awsEnv(prefix: string): Promise<Record<string, string>> {
+  const clients = testAwsClients();
+  try {
+    await ensureJobStateTable(clients.dynamo, prefix);
+  } finally {
+    clients.destroy();
+  }
+  const cfg = awsTestConfig();
+  return {
+    STORAGE_TYPE: "Aws",
+    AWS_REGION: cfg.region,
+    AWS_ENDPOINT_URL: cfg.endpointUrl!,
+    AWS_ACCESS_KEY_ID: cfg.credentials!.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: cfg.credentials!.secretAccessKey,
+    AWS_RESOURCE_PREFIX: prefix,
+    AWS_LOCAL_FUNCTIONS: "true",
+    AWS_CREATE_MISSING_QUEUES: "true",
+  };
 }
 
 const READY_LINE = /"msg":"jobworkerp worker running"/;
@@ -99,11 +131,12 @@ async function waitReady(p: ServerProc, check: () => Promise<boolean>, timeoutMs
 }
 
 export async function startCluster(opts: StartClusterOptions = {}): Promise<Cluster> {
-  const state = opts.state ?? (await newClusterState());
+  const state = opts.state ?? (await newClusterState(opts.aws));
   const readyTimeoutMs = opts.readyTimeoutMs ?? 45_000; // generous: tsx compiles each process's code at start, slow on a loaded CI machine
   const common: Record<string, string> = {
     ...baseEnv(),
     STORAGE_TYPE: "Scalable",
+    ...(state.awsPrefix ? await awsEnv(state.awsPrefix) : {}),
     MYSQL_URL: state.mysqlUrl,
     REDIS_URL: inject("redisUrl"),
     REDIS_KEY_PREFIX: state.redisPrefix,

@@ -3,7 +3,9 @@
 //   scalable (E2E_SHAPE=scalable, the `e2e-scalable` vitest project): a cluster of 2 fronts and 2 workers on
 //   the run's MariaDB and Redis (see cluster.ts), clients spread over both fronts;
 //   postgres (E2E_SHAPE=postgres, the `e2e-postgres` project): the embedded shape with a database of its own
-//   on the run's PostgreSQL as the store (POSTGRES_URL).
+//   on the run's PostgreSQL as the store (POSTGRES_URL);
+//   aws (E2E_SHAPE=aws, the `e2e-aws` project): the scalable cluster with STORAGE_TYPE=Aws, SQS queues and
+//   DynamoDB job state on the run's moto server (cluster.ts).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -15,9 +17,10 @@ import { baseEnv, freePort, killAllProcs, sleep, spawnServer } from "./proc.js";
 export { freePort };
 
 /** The shape the e2e suite runs against (the vitest project sets E2E_SHAPE). */
-export const E2E_SHAPE: "embedded" | "scalable" | "postgres" =
-  process.env.E2E_SHAPE === "scalable" ? "scalable" : process.env.E2E_SHAPE === "postgres" ? "postgres" : "embedded";
-export const isScalable = () => E2E_SHAPE === "scalable";
+export const E2E_SHAPE: "embedded" | "scalable" | "postgres" | "aws" =
+  process.env.E2E_SHAPE === "scalable" || process.env.E2E_SHAPE === "postgres" || process.env.E2E_SHAPE === "aws" ? process.env.E2E_SHAPE : "embedded";
+/** A deployment of separate fronts and workers (Scalable, or AWS: the same cluster on SQS + DynamoDB). */
+export const isScalable = () => E2E_SHAPE === "scalable" || E2E_SHAPE === "aws";
 
 export interface StartServerOptions {
   /** Extra env vars for the server (override the defaults below). */
@@ -162,7 +165,7 @@ async function startScalable(opts: StartServerOptions): Promise<ServerHandle> {
   if (fs.existsSync(sqlitePath) && fs.statSync(sqlitePath).size > 0) {
     state = JSON.parse(fs.readFileSync(sqlitePath, "utf8")) as ClusterState;
   } else {
-    state = await newClusterState();
+    state = await newClusterState(E2E_SHAPE === "aws");
     fs.writeFileSync(sqlitePath, JSON.stringify(state));
   }
   const env = opts.env ?? {};

@@ -39,6 +39,10 @@ export interface ChannelSpec {
   /** Weighted sub-queues served in proportion (empty: the channel is one queue). */
   subQueues: SubQueueSpec[];
   modelServer?: ModelServerSpec;
+  /** AWS: EC2 instance type of a GPU channel's capacity (one task per instance; default g5.xlarge). */
+  instanceType?: string;
+  /** AWS: the DOCKER runner uses the instance's own Docker engine (socket mounted); only GPU (EC2) channels have one. */
+  localDocker?: boolean;
 }
 
 export class ChannelConfigError extends Error {}
@@ -80,9 +84,13 @@ export function parseChannelsConfig(raw: unknown): ChannelSpec[] {
       maxReceiveCount: num("maxReceiveCount", 1, 1000),
       subQueues: parseSubQueues(e.subQueues, where),
       modelServer: parseModelServer(e.modelServer, where),
+      ...parseEc2Options(e, where),
     };
     if (spec.minTasks > spec.maxTasks) throw new ChannelConfigError(`${where}: minTasks (${spec.minTasks}) exceeds maxTasks (${spec.maxTasks})`);
     if (spec.scaleToZero && spec.minTasks !== 0) throw new ChannelConfigError(`${where}: scaleToZero needs minTasks 0`);
+    if (spec.gpu === 0 && (spec.instanceType !== undefined || spec.localDocker)) {
+      throw new ChannelConfigError(`${where}: instanceType and localDocker apply to GPU channels (gpu > 0), which run on EC2 instances`);
+    }
     return spec;
   });
 }
@@ -113,14 +121,29 @@ function parseModelServer(raw: unknown, where: string): ModelServerSpec | undefi
   return { image, port };
 }
 
+function parseEc2Options(e: Record<string, unknown>, where: string): Pick<ChannelSpec, "instanceType" | "localDocker"> {
+  const out: Pick<ChannelSpec, "instanceType" | "localDocker"> = {};
+  if (e.instanceType !== undefined) {
+    if (typeof e.instanceType !== "string" || !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(e.instanceType)) {
+      throw new ChannelConfigError(`${where}.instanceType must be an EC2 instance type such as g5.xlarge, got ${JSON.stringify(e.instanceType)}`);
+    }
+    out.instanceType = e.instanceType;
+  }
+  if (e.localDocker !== undefined) {
+    if (typeof e.localDocker !== "boolean") throw new ChannelConfigError(`${where}.localDocker must be a boolean`);
+    out.localDocker = e.localDocker;
+  }
+  return out;
+}
+
 /** The channel a job of `channel` (maybe `<channel>:<sub-queue>`) belongs to, and its sub-queue if any. */
 export function splitSubQueue(channel: string): { channel: string; subQueue?: string } {
   const i = channel.lastIndexOf(":");
   return i > 0 ? { channel: channel.slice(0, i), subQueue: channel.slice(i + 1) } : { channel };
 }
 
-const PRIORITY_SUFFIX: Record<Priority, string> = { [Priority.PRIORITY_HIGH]: "high", [Priority.PRIORITY_MEDIUM]: "medium", [Priority.PRIORITY_LOW]: "low" };
-export const PRIORITIES = [Priority.PRIORITY_HIGH, Priority.PRIORITY_MEDIUM, Priority.PRIORITY_LOW] as const;
+const PRIORITY_SUFFIX: Record<Priority, string> = { [Priority.HIGH]: "high", [Priority.MEDIUM]: "medium", [Priority.LOW]: "low" };
+export const PRIORITIES = [Priority.HIGH, Priority.MEDIUM, Priority.LOW] as const;
 
 /**
  * SQS queue name of a channel (or `channel:sub-queue`) and priority: `<prefix>-<channel>-<priority>`, 80

@@ -154,6 +154,12 @@ export interface Store {
   loadWorkflowCheckpoint(executionKey: string, position: string): Promise<string | undefined>;
   /** Removes every checkpoint of an execution; returns how many. */
   deleteWorkflowCheckpoints(executionKey: string): Promise<number>;
+
+  // spilled job bytes (a queue whose messages are too small for a job, e.g. SQS: the message carries the key).
+  /** Duplicate key → ALREADY_EXISTS. */
+  putSpill(key: string, data: Uint8Array, createdAt: number): Promise<void>;
+  getSpill(key: string): Promise<Uint8Array | undefined>;
+  deleteSpill(key: string): Promise<boolean>;
 }
 
 // ---------------------------------------------------------------- JobQueue (memory, Redis, SQS)

@@ -115,7 +115,14 @@ export interface WorkflowCheckpointTable {
   saved_at: Int64;
 }
 
+export interface JobSpillTable {
+  spill_key: string;
+  data: Bytes;
+  created_at: Int64;
+}
+
 export interface Database {
+  job_spill: JobSpillTable;
   workflow_checkpoint: WorkflowCheckpointTable;
   function_set: FunctionSetTable;
   worker: WorkerTable;

@@ -20,6 +20,7 @@ import type { SqlDialect } from "./dialect.js";
 import { functionSetValues, rowToFunctionSet } from "./function_set_mapping.js";
 import {
   big,
+  bytes,
   jobValues,
   num,
   resultValues,
@@ -501,6 +502,22 @@ export class SqlStore implements Store {
   async deleteWorkflowCheckpoints(executionKey: string): Promise<number> {
     const res = await this.db.deleteFrom("workflow_checkpoint").where("execution_key", "=", executionKey).executeTakeFirst();
     return n(res.numDeletedRows);
+  }
+
+  async putSpill(key: string, data: Uint8Array, createdAt: number): Promise<void> {
+    await this.unique(`spilled job bytes '${key}'`, () =>
+      this.db.insertInto("job_spill").values({ spill_key: key, data, created_at: BigInt(Math.trunc(createdAt)) }).execute(),
+    );
+  }
+
+  async getSpill(key: string): Promise<Uint8Array | undefined> {
+    const row = await this.db.selectFrom("job_spill").select("data").where("spill_key", "=", key).executeTakeFirst();
+    return row ? bytes(row.data) : undefined;
+  }
+
+  async deleteSpill(key: string): Promise<boolean> {
+    const res = await this.db.deleteFrom("job_spill").where("spill_key", "=", key).executeTakeFirst();
+    return n(res.numDeletedRows) > 0;
   }
 }
 

@@ -6,6 +6,7 @@ import { resultAttemptMigration } from "./002_result_attempt.js";
 import { functionSetsMigration } from "./003_function_sets.js";
 import { workflowCheckpointsMigration } from "./004_workflow_checkpoints.js";
 import { workerDedupMigration } from "./005_worker_dedup.js";
+import { jobSpillMigration } from "./006_job_spill.js";
 
 export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
   return {
@@ -14,6 +15,7 @@ export function storeMigrations(types: ColumnTypes): Record<string, Migration> {
     "003_function_sets": functionSetsMigration(types),
     "004_workflow_checkpoints": workflowCheckpointsMigration(types),
     "005_worker_dedup": workerDedupMigration,
+    "006_job_spill": jobSpillMigration(types),
   };
 }
 
