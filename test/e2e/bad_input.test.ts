@@ -163,6 +163,16 @@ describe("bad input", () => {
     }
   });
 
+  it("uniq_key longer than the stores keep (255 characters) -> INVALID_ARGUMENT; 255 is accepted and stored", async () => {
+    const workerId = await createCommandWorker(fx.api);
+    const err = await expectRpcError(fx.api.job.Enqueue({ worker_id: { value: workerId }, args: echoArgs(), uniq_key: "k".repeat(256) }));
+    expectCode(err, Status.INVALID_ARGUMENT);
+    // a scheduled job is a stored row: its uniq_key column takes the longest accepted key
+    const ok = await fx.api.job.Enqueue({ worker_id: { value: workerId }, args: echoArgs(), uniq_key: uniqueName("u").padEnd(255, "k"), run_after_time: Date.now() + 60_000 });
+    await fx.api.job.Delete(ok.response.id);
+    await expectAlive(fx);
+  });
+
   it("Listen / ListenStream / ListenByWorker on a worker without broadcast_results -> FAILED_PRECONDITION", async () => {
     const workerId = await createCommandWorker(fx.api, { broadcast_results: false });
     const { response } = await fx.api.job.Enqueue({ worker_id: { value: workerId }, args: shArgs("sleep 0.3") });

@@ -99,7 +99,8 @@ export class JobFront {
     const o = req.overrides;
     if (o?.responseType !== undefined) checkEnum(ResponseTypeSchema, o.responseType, "overrides.response_type");
     if (o?.retryPolicy) checkEnum(RetryTypeSchema, o.retryPolicy.type, "overrides.retry_policy.type");
-    if (req.uniqKey !== undefined && req.uniqKey.length > 512) throw invalid("uniq_key is longer than 512 characters");
+    // the stores keep uniq_key in varchar(255) columns (jobs and results)
+    if (req.uniqKey !== undefined && req.uniqKey.length > 255) throw invalid("uniq_key is longer than 255 characters");
 
     const responseType = o?.responseType ?? w.responseType;
     const periodic = w.periodicInterval > 0;
