@@ -1,13 +1,22 @@
 // Vitest globalSetup: one MariaDB, one Redis, one PostgreSQL and one moto server for the whole run (real processes on free
 // ports, data in a temp dir), handed to test files as URLs through provide()/inject(); and Podman's Docker API
 // for the DOCKER runner (its socket as `dockerHost`).
+import { execFile } from "node:child_process";
+import { rm } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import { startMoto } from "./helpers/moto.js";
 import { startPodman, TEST_IMAGE } from "./helpers/podman.js";
 import { startMariadb, startPostgres, startRedis, type TestService } from "./helpers/services.js";
 
+const execFileAsync = promisify(execFile);
+
 declare module "vitest" {
   export interface ProvidedContext {
+    /** The run's pre-bundled server entry (test/helpers/proc.ts serverEntry); "" to run the sources through tsx. */
+    serverBundle: string;
     /** Admin URL of the run's MariaDB (`mysql://user:pass@127.0.0.1:PORT/db`); create a database per file. */
     mysqlUrl: string;
     /** `redis://127.0.0.1:PORT`; tests isolate themselves with unique key prefixes. */
@@ -88,7 +97,25 @@ async function provideAws(project: TestProject): Promise<() => Promise<void>> {
   }
 }
 
+/**
+ * The server bundled once for the run (worker-container/bundle.mjs, as the container image runs it), in a directory
+ * of the run's own inside the repo (the bundle locates proto texts and thread entries relative to itself).
+ * TEST_SERVER_SOURCES=true runs the servers from the sources through tsx instead.
+ */
+async function provideServerBundle(project: TestProject): Promise<() => Promise<void>> {
+  if ((process.env.TEST_SERVER_SOURCES ?? "").toLowerCase() === "true") {
+    project.provide("serverBundle", "");
+    return async () => {};
+  }
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+  const dir = join(root, ".test-dist", `run-${process.pid}-${Date.now()}`);
+  await execFileAsync(process.execPath, [join(root, "worker-container", "bundle.mjs"), dir]);
+  project.provide("serverBundle", join(dir, "jobworkerp.mjs"));
+  return () => rm(dir, { recursive: true, force: true });
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stopBundle = await provideServerBundle(project);
   // Started side by side; provideDocker and providePostgres never reject.
   const [stopDocker, stopPostgres, stopAws, services] = await Promise.all([
     provideDocker(project),
@@ -97,11 +124,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     setupDatabases(project).then((stop) => ({ stop }), (error: unknown) => ({ error })),
   ]);
   if ("error" in services) {
-    await Promise.allSettled([stopDocker(), stopPostgres(), stopAws()]);
+    await Promise.allSettled([stopDocker(), stopPostgres(), stopAws(), stopBundle()]);
     throw services.error;
   }
   return async () => {
-    await Promise.allSettled([services.stop(), stopDocker(), stopPostgres(), stopAws()]);
+    await Promise.allSettled([services.stop(), stopDocker(), stopPostgres(), stopAws(), stopBundle()]);
   };
 }
 

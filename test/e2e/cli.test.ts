@@ -5,7 +5,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { shArgs } from "../helpers/client.js";
 import { sleep, uniqueName, useServer } from "../helpers/fixture.js";
-import { SERVER_ENTRY, baseEnv } from "../helpers/proc.js";
+import { BIN_ENTRY, baseEnv } from "../helpers/proc.js";
 import { freePort } from "../helpers/server.js";
 
 const fx = useServer();
@@ -22,7 +22,7 @@ function cli(args: string[], opts: { address?: string | null; env?: Record<strin
   const address = opts.address === undefined ? fx.server.address : opts.address;
   const argv = address === null ? args : ["-a", address, ...args];
   return new Promise((resolve) => {
-    execFile(process.execPath, [SERVER_ENTRY, ...argv], { env: { ...baseEnv(), ...opts.env }, timeout: opts.timeoutMs ?? 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [BIN_ENTRY, ...argv], { env: { ...baseEnv(), ...opts.env }, timeout: opts.timeoutMs ?? 30_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === "number" ? err.code : null) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -129,7 +129,7 @@ describe("jobworkerp client commands", () => {
   it("job-result listen-by-worker prints a broadcast result while jobs run", async () => {
     const name = uniqueName("cli-listen");
     const { id } = JSON.parse(ok(await cli(["worker", "create", "-n", name, "-r", "COMMAND", "--response-type", "NO_RESULT", "--broadcast-results", "--json"])));
-    const child = spawn(process.execPath, [SERVER_ENTRY, "-a", fx.server.address, "job-result", "listen-by-worker", "-w", name, "--count", "1", "--json"], { env: baseEnv() });
+    const child = spawn(process.execPath, [BIN_ENTRY, "-a", fx.server.address, "job-result", "listen-by-worker", "-w", name, "--count", "1", "--json"], { env: baseEnv() });
     children.add(child);
     let stdout = "";
     let stderr = "";
