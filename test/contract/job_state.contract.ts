@@ -163,6 +163,21 @@ export function describeJobStateContract(name: string, open: () => Promise<JobSt
       expect(await s.finish(id, newest!)).toBe(false); // already finished
     });
 
+    it("setPending while a claim runs (a periodic job's next occurrence, same id) leaves that claim able to finish", async () => {
+      const id = newId();
+      const e = entry(id, W);
+      await s.setPending(e);
+      const running = await s.claim(e, nowMs());
+      await s.setPending({ ...e, pendingTime: nowMs(), updatedAt: nowMs() });
+      expect((await s.find(id))!.status).toBe(PENDING);
+      expect(await s.markWaitResult(id, running!)).toBe(true);
+      expect(await s.finish(id, running!)).toBe(true);
+      // the next occurrence claims the job again (its entry is created anew) and finishes it
+      const next = await s.claim({ ...e, status: RUNNING }, nowMs());
+      expect(await s.finish(id, next!)).toBe(true);
+      expect(await s.find(id)).toBeUndefined();
+    });
+
     it("remove drops an entry regardless of claims", async () => {
       const id = await put(RUNNING);
       await s.remove(id);

@@ -104,21 +104,30 @@ export class Clock {
 
   private async pass(now = Date.now(), lookaheadMs = this.config.lookaheadMs): Promise<number> {
     // Grabbed for the short periodic hold; dispatch lengthens a one-shot job's grab.
+    const started = Date.now();
     const due = await this.deps.store.grabDueJobs(BigInt(now + lookaheadMs), BigInt(now), 500, BigInt(now + PERIODIC_GRAB_MS));
     let moved = 0;
-    for (const job of due) if (await this.dispatch(job, now, true)) moved++;
+    for (const job of due) if (await this.dispatch(job, now, true, started)) moved++;
     return moved;
   }
 
-  /** Queue one durable job now if it is due within the look-ahead (used by the front right after enqueue). */
-  async dispatchIfDue(job: Job): Promise<boolean> {
+  /**
+   * Queue one durable job now if it is due within the look-ahead (used by the front right after enqueue).
+   * `recorded`: the caller has just recorded the job PENDING in job state (one write less before it is queued).
+   */
+  async dispatchIfDue(job: Job, recorded = false): Promise<boolean> {
     const now = Date.now();
     if (job.data!.runAfterTime > BigInt(now + this.config.lookaheadMs)) return false;
-    return this.dispatch(job, now);
+    return this.dispatch(job, now, false, now, recorded);
   }
 
-  /** `grabbed`: the row is already held for PERIODIC_GRAB_MS (grabDueJobs), with that as its grabbedUntilTime. */
-  private async dispatch(job: Job, nowMs: number, grabbed = false): Promise<boolean> {
+  /**
+   * `grabbed`: the row is already held for PERIODIC_GRAB_MS (grabDueJobs), with that as its grabbedUntilTime.
+   * `started`: the real time at which `nowMs` was taken; what passed since (the grab, job-state writes: tens of
+   * ms on a remote store) is taken off each job's delay, so it is queued for its exact time.
+   * `recorded`: job state has its PENDING entry already (the front wrote it).
+   */
+  private async dispatch(job: Job, nowMs: number, grabbed = false, started = Date.now(), recorded = false): Promise<boolean> {
     const { store, queue, state, workers } = this.deps;
     const d = job.data!;
     const id = job.id!.value;
@@ -129,27 +138,37 @@ export class Clock {
     }
     const now = BigInt(nowMs);
     const interval = BigInt(worker.data!.periodicInterval);
-    // A periodic row is re-armed right after its grab, so a short grab suffices, and it lets another clock take
-    // over the schedule if this process dies in between; a one-shot job stays grabbed while it is queued or runs.
-    const grabMs = interval > 0n ? PERIODIC_GRAB_MS : this.config.grabLeaseMs;
-    const grabUntil = now + BigInt(grabMs);
-    const held = grabbed && interval > 0n; // a periodic row needs no more than the short grab it has
-    if (!held && !(await store.grabJob(id, d.grabbedUntilTime, grabUntil))) return false;
+    // Every row is grabbed briefly first (grabDueJobs did so already). A periodic row is re-armed right after, so
+    // the short grab suffices and lets another clock take over the schedule if this process dies in between; a
+    // one-shot job is grabbed for good (while it is queued or runs) only once it is queued: a process dying before
+    // that leaves the short grab, which ends, and the job is queued again (run twice at worst, never lost).
+    const original = d.grabbedUntilTime;
+    const shortGrab = grabbed ? original : now + BigInt(PERIODIC_GRAB_MS);
+    if (!grabbed && !(await store.grabJob(id, original, shortGrab!))) return false;
+    const grabUntil = now + BigInt(this.config.grabLeaseMs);
     const channel = channelOf(worker.data!);
-    const delay = Math.max(0, Number(d.runAfterTime - now));
+    const delay = () => Math.max(0, Number(d.runAfterTime - now) - (Date.now() - started));
     if (interval > 0n) {
       const occurrence = clone(JobSchema, job);
       occurrence.data!.grabbedUntilTime = undefined;
-      await state.setPending(statusEntry(occurrence, worker, now));
-      await queue.push({ job: occurrence, channel, durable: true }, delay);
+      if (!recorded) await state.setPending(statusEntry(occurrence, worker, now));
+      await queue.push({ job: occurrence, channel, durable: true }, delay());
       const next = clone(JobSchema, job);
       next.data!.runAfterTime = nextPeriodicRun(d.runAfterTime, interval, now);
       next.data!.grabbedUntilTime = undefined;
       await store.updateJob(next);
     } else {
-      job.data!.grabbedUntilTime = grabUntil;
-      await state.setPending(statusEntry(job, worker, now));
-      await queue.push({ job, channel, durable: true }, delay);
+      job.data!.grabbedUntilTime = grabUntil; // what the row will hold (a durable retry writes the row back from it)
+      try {
+        if (!recorded) await state.setPending(statusEntry(job, worker, now));
+        await queue.push({ job, channel, durable: true }, delay());
+      } catch (e) {
+        // not queued: hand the grab back (a later pass retries), or the row would stay grabbed and never run
+        if (shortGrab !== original) await store.grabJob(id, shortGrab, original ?? 0n).catch(() => undefined);
+        throw e;
+      }
+      // false: the job ran and finished (or was retried) meanwhile and the row changed; nothing to hold then
+      await store.grabJob(id, shortGrab, grabUntil);
     }
     this.deps.onQueued?.(channel);
     return true;

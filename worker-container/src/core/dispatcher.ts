@@ -164,7 +164,8 @@ export class Dispatcher {
         retry.data!.overrides = create(JobExecutionOverridesSchema, { ...e });
         if (await state.markPendingForRetry(id, claim, endTime)) {
           if (durable && !periodic) await this.deps.store.updateJob(retry);
-          await queue.requeue(lease, { ...lease.item, job: retry }, delay);
+          // due at endTime + delay (its run_after_time), however long the writes above took
+          await queue.requeue(lease, { ...lease.item, job: retry }, Math.max(0, delay - (Date.now() - Number(endTime))));
         } else this.ack(lease); // cancelled meanwhile, or a newer attempt owns the job
         spans?.settled("RETRY");
         return;

@@ -178,7 +178,7 @@ export class JobFront {
         await store.insertJob(job);
         if (dedupKey === undefined) await state.setPending(statusEntry(job, worker, now)); // else recorded already
         // due soon: queue it now with its exact delay (DB_ONLY jobs wait for the clock's poll, by definition)
-        if (w.queueType !== QueueType.DB_ONLY) await clock.dispatchIfDue(job);
+        if (w.queueType !== QueueType.DB_ONLY) await clock.dispatchIfDue(job, true);
         clock.wake(); // the leading clock looks ahead (e.g. the next occurrences of a fast periodic job)
       } else {
         if (dedupKey === undefined) await state.setPending(statusEntry(job, worker, now));
@@ -186,6 +186,8 @@ export class JobFront {
         this.hooks.onJobQueued?.(channelOf(w));
       }
     } catch (err) {
+      // the caller is told the enqueue failed: its row must not run later (first: the cleanups below may fail alike)
+      if (durable) await store.deleteJob(id).catch(() => undefined);
       if (d.uniqKey !== undefined) await state.releaseUniqKey(d.workerId!.value, d.uniqKey, id);
       if (dedupKey !== undefined) await state.releaseUniqKey(d.workerId!.value, dedupKey, id);
       await state.remove(id);

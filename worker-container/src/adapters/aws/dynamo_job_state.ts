@@ -1,10 +1,10 @@
 // JobState in DynamoDB (AWS mode). One item per job (`job#<id>`) in the job-state table (resources.ts); every
 // transition is ONE conditional write, so a worker whose lease ran out cannot finish over a newer attempt:
 //   setPending          PutItem (batched: BatchWriteItem, 25 a request, for the enqueues of one event-loop turn)
-//   claim               UpdateItem token = token + 1 (the entry is created when missing), unless CANCELLING
-//   markWaitResult /    UpdateItem conditional on the token
+//   claim               UpdateItem token = token + 1, unless CANCELLING (a second, fuller one creates a missing entry)
+//   markWaitResult /    UpdateItem conditional on the token (or none: see HELD)
 //   markPendingForRetry
-//   finish              DeleteItem conditional on the token
+//   finish              DeleteItem conditional on the token (or none)
 //   requestCancel       UpdateItem → CANCELLING, returning the status before
 // Fencing tokens: a new entry's first token is the current time in microseconds, so a token of an earlier entry
 // of the same job (a periodic job's previous occurrence, a finished attempt) is never reused.
@@ -60,6 +60,12 @@ const TTL = JOB_STATE_TABLE.ttlAttribute;
 const MAX_TIMEOUT_EXTENSION_MS = 400 * 24 * 60 * 60 * 1000;
 
 const jobKey = (id: bigint) => `job#${id}`;
+/**
+ * The entry is held by the claim with token `:t`: its token, or none (a setPending put over a claimed entry, i.e. a
+ * periodic job's next occurrence queued while this one runs: the running claim may still finish, as it may with
+ * the adapters that keep the token).
+ */
+const HELD = "attribute_exists(#pk) AND (#token = :t OR attribute_not_exists(#token))";
 const n = (v: bigint | number) => ({ N: v.toString() });
 const s = (v: string) => ({ S: v });
 const gsiStatus = (status: JobProcessingStatus, jobId: bigint) => `${status}#${jobId % BigInt(IX.shards)}`;
@@ -155,6 +161,11 @@ export class DynamoJobState implements JobState {
 
   // ------------------------------------------------------------------ transitions
 
+  /**
+   * A put (batched with the other setPendings of this turn). Over a claimed entry (a periodic job's next occurrence
+   * is queued while the previous one runs under the same id) the put drops the token: the transitions below accept
+   * a token-less entry from any claim, so that run still finishes, as with the other adapters.
+   */
   setPending(entry: JobStatusEntry): Promise<void> {
     const item = this.entryItem(entry, PENDING, Date.now() + this.ttlMs);
     delete item.start_time;
@@ -179,8 +190,7 @@ export class DynamoJobState implements JobState {
     const timeout = Number(entry.job.data?.timeout ?? 0n);
     const expires = Date.now() + this.ttlMs + Math.min(MAX_TIMEOUT_EXTENSION_MS, Math.max(0, timeout));
     const fresh = this.entryItem(entry, RUNNING, expires);
-    // created from `entry` when missing; the token starts at the time in µs so it never repeats an old entry's
-    const keep = ["#w", "#ch", "#pr", "#eq", "#pt", "#str", "#bc", "#job", "#gt"] as const;
+    // the token starts at the time in µs so it never repeats an old entry's
     const values: Item = {
       ":running": n(RUNNING),
       ":cancelling": n(CANCELLING),
@@ -191,6 +201,12 @@ export class DynamoJobState implements JobState {
       ":one": n(1),
     };
     const sets = ["#status = :running", "#st = :now", "#u = :now", "#gs = :gs", "#exp = :exp", "#token = if_not_exists(#token, :base) + :one"];
+    // the usual case: setPending wrote the entry, only the running fields change (a smaller update)
+    const claimed = await this.claimUpdate(entry.jobId, sets, "attribute_exists(#pk) AND #status <> :cancelling", values);
+    if (claimed) return claimed;
+    // missing (a periodic occurrence after the previous one's finish, a lost setPending): created from `entry`;
+    // CANCELLING: refused again
+    const keep = ["#w", "#ch", "#pr", "#eq", "#pt", "#str", "#bc", "#job", "#gt"] as const;
     for (const k of keep) {
       const attr = NAMES[k];
       values[`:${attr}`] = fresh[attr]!;
@@ -200,14 +216,18 @@ export class DynamoJobState implements JobState {
       values[":omit"] = fresh.args_omitted;
       sets.push("#omit = if_not_exists(#omit, :omit)");
     }
+    return this.claimUpdate(entry.jobId, sets, "attribute_not_exists(#pk) OR #status <> :cancelling", values);
+  }
+
+  /** The claim's update under `cond`; undefined when the condition fails. */
+  private async claimUpdate(jobId: bigint, sets: string[], cond: string, values: Item): Promise<Claim | undefined> {
     const update = `SET ${sets.join(", ")}`;
-    const cond = "attribute_not_exists(#pk) OR #status <> :cancelling";
     try {
       const out = await this.send(
         this.dynamo.send(
           new UpdateItemCommand({
             TableName: this.table,
-            Key: { [PK]: s(jobKey(entry.jobId)) },
+            Key: { [PK]: s(jobKey(jobId)) },
             UpdateExpression: update,
             ConditionExpression: cond,
             ExpressionAttributeNames: names(update, cond),
@@ -218,7 +238,7 @@ export class DynamoJobState implements JobState {
       );
       return { token: Number(out.Attributes!.token!.N) };
     } catch (e) {
-      if (awsErrorName(e) === "ConditionalCheckFailedException") return undefined; // CANCELLING
+      if (awsErrorName(e) === "ConditionalCheckFailedException") return undefined;
       throw e;
     }
   }
@@ -247,10 +267,10 @@ export class DynamoJobState implements JobState {
 
   async markWaitResult(jobId: bigint, claim: Claim): Promise<boolean> {
     const values = { ":t": n(claim.token), ":wait": n(WAIT_RESULT), ":cancelling": n(CANCELLING), ":gs": s(gsiStatus(WAIT_RESULT, jobId)) };
-    if (await this.updateClaimed(jobId, "SET #status = :wait, #gs = :gs", "#token = :t AND #status <> :cancelling", values)) return true;
+    if (await this.updateClaimed(jobId, "SET #status = :wait, #gs = :gs", `${HELD} AND #status <> :cancelling`, values)) return true;
     // still ours but CANCELLING: it stays so, and the holder goes on to finish it
     const e = await this.get(jobId);
-    return e !== undefined && e.token === claim.token;
+    return e !== undefined && (e.token === claim.token || e.token === undefined);
   }
 
   async markPendingForRetry(jobId: bigint, claim: Claim, now: bigint): Promise<boolean> {
@@ -262,7 +282,7 @@ export class DynamoJobState implements JobState {
       ":gs": s(gsiStatus(PENDING, jobId)),
       ":exp": n(seconds(Date.now() + this.ttlMs)),
     };
-    return this.updateClaimed(jobId, "SET #status = :pending, #pt = :now, #u = :now, #gs = :gs, #exp = :exp", "#token = :t AND #status <> :cancelling", values);
+    return this.updateClaimed(jobId, "SET #status = :pending, #pt = :now, #u = :now, #gs = :gs, #exp = :exp", `${HELD} AND #status <> :cancelling`, values);
   }
 
   async finish(jobId: bigint, claim: Claim): Promise<boolean> {
@@ -272,8 +292,8 @@ export class DynamoJobState implements JobState {
           new DeleteItemCommand({
             TableName: this.table,
             Key: { [PK]: s(jobKey(jobId)) },
-            ConditionExpression: "#token = :t",
-            ExpressionAttributeNames: { "#token": "token" },
+            ConditionExpression: HELD,
+            ExpressionAttributeNames: names(HELD),
             ExpressionAttributeValues: { ":t": n(claim.token) },
           }),
         ),

@@ -130,6 +130,7 @@ export class SqsJobQueue implements JobQueue {
       waitSeconds: this.waitSeconds,
       receive: (channel, prio, max, wait, signal) => self.receive(channel, prio, max, wait, signal),
       handOut: (r) => self.handOut(r),
+      stillWanted: (r) => self.stillWanted(r),
       release: (rs) => self.release(rs),
       onError: (e, context) => self.onError(e, context),
     };
@@ -234,44 +235,33 @@ export class SqsJobQueue implements JobQueue {
     return l;
   }
 
-  /** Non-blocking: a message already received for the channel, else one short poll per priority queue, in order. */
+  /** Non-blocking: see ChannelLeaser.tryLease (messages already received, else short polls in priority order). */
   async tryLease(channel: string): Promise<Lease | undefined> {
     if (this.closed) return undefined;
-    const l = this.leaser(channel);
-    const take = () => {
-      for (let r = l.takeReady(); r; r = l.takeReady()) {
-        const lease = this.handOut(r);
-        if (lease) return lease;
-      }
-      return undefined;
-    };
-    const early = take();
-    if (early) return early;
-    for (let p = 0; p < 3; p++) {
-      const { got } = await this.receive(channel, p, 1, 0, this.stopped.signal);
-      l.offer(got);
-      const lease = take();
-      if (lease) return lease;
-    }
-    return undefined;
+    return this.leaser(channel).tryLease();
   }
 
   /**
-   * SQS cannot be watched without receiving: sleep until maxWaitMs, or until a message held for its due time
-   * on one of the channels comes due, or the signal aborts.
+   * Until a message arrives for one of the channels (tryLease leaves long polls on the queues it found empty), a
+   * message held for its due time comes due, maxWaitMs passes or the signal aborts. Never leases.
    */
   async waitForWork(channels: string[], maxWaitMs: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted || this.closed) return;
-    const due = Math.min(...channels.map((c) => this.leasers.get(c)?.nextDue() ?? Infinity));
+    const leasers = channels.map((c) => this.leaser(c));
+    if (leasers.some((l) => l.hasReady())) return; // arrived since the caller's tryLease
+    const due = Math.min(...leasers.map((l) => l.nextDue()));
     const ms = Math.max(0, Math.min(maxWaitMs, due - Date.now()));
     await new Promise<void>((resolve) => {
+      const offs: (() => void)[] = [];
       const done = () => {
         clearTimeout(t);
         signal.removeEventListener("abort", done);
+        for (const off of offs) off();
         resolve();
       };
       const t = setTimeout(done, ms);
       signal.addEventListener("abort", done, { once: true });
+      for (const l of leasers) offs.push(l.onArrival(done));
     });
   }
 
@@ -395,6 +385,18 @@ export class SqsJobQueue implements JobQueue {
       // left in place: redrive moves it to the DLQ after maxReceiveCount deliveries
       this.onError(e, `moving a malformed message to ${dlqName}`);
     }
+  }
+
+  private async stillWanted(r: Received): Promise<boolean> {
+    if (!this.markers) return true;
+    try {
+      if (!(await this.markers.isRemoved(r.lease.item.job.id!.value))) return true;
+    } catch (e) {
+      this.onError(e, `checking whether held job ${r.lease.item.job.id!.value} was removed`);
+      return true;
+    }
+    this.drop(r.url, r.handle, r.spillKey);
+    return false;
   }
 
   private handOut(r: Received): Lease | undefined {

@@ -9,8 +9,15 @@
 // worker one receive (the long poll that returns it) plus one short poll, a backlog one receive per 10 jobs; a
 // HIGH job arriving during a MEDIUM backlog is returned by HIGH's outstanding long poll at once and served first.
 //
-// Messages due later (sub-second delays: SQS delays have 1 s granularity) are held until their exact time.
+// Strict order across messages already received: a message of one priority is handed out only while every higher
+// queue is known empty, i.e. its last answer came back short and a long poll is (about to be) outstanding on it.
+// Long polls left outstanding while every loop was busy may return a LOW job before the HIGH jobs queued after
+// it; that LOW job then waits in `ready` until HIGH is short-polled and comes back empty.
+//
+// Messages due later (sub-second delays: SQS delays have 1 s granularity) are held until their exact time, and
+// checked again for a removal shortly before (a Delete of a periodic job while its next occurrences are held).
 // Received messages nobody waits for any more are released (visibility 0) after a while, so other workers get them.
+// Weighted sub-queues lease through `tryLease` (non-blocking) and wait for arrivals with `onArrival`.
 import type { Lease } from "../../core/ports.js";
 
 export interface Received {
@@ -25,6 +32,8 @@ export interface Received {
   visibleUntil: number;
   /** Epoch ms from which the job may run. */
   dueAt: number;
+  /** Epoch ms since when it waits in the leaser's ready list. */
+  readyAt?: number;
   spillKey?: string;
 }
 
@@ -35,6 +44,11 @@ export interface LeaserHost {
   receive(channel: string, prio: number, max: number, waitSeconds: number, signal: AbortSignal): Promise<{ got: Received[]; raw: number }>;
   /** Turn a received message into a lease; undefined when its visibility ran out meanwhile. */
   handOut(r: Received): Lease | undefined;
+  /**
+   * Whether a message held for its due time is still to run: false when its job was removed meanwhile (the
+   * message is then dropped). Never throws (a failed check says true: the claim is the last guard).
+   */
+  stillWanted(r: Received): Promise<boolean>;
   /** Give messages back to the queue now (visibility 0). */
   release(rs: Received[]): void;
   onError(e: unknown, context: string): void;
@@ -47,16 +61,28 @@ interface Waiter {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** A message held longer than this for its due time is checked for removal again this long before it is due. */
+const RECHECK_AHEAD_MS = 100;
+/** Watches armed by tryLease stay armed this long after its last call (the weighted leaser's idle wait is 1 s). */
+const TRY_WATCH_MS = 5_000;
 
 export class ChannelLeaser {
   private waiters: Waiter[] = [];
   private ready: Received[][] = [[], [], []];
   private held = new Map<Received, NodeJS.Timeout>();
   private inflight: (Promise<void> | undefined)[] = [undefined, undefined, undefined];
+  /** Per queue: its last answer came back short and it is watched since, so nothing waits in it now. */
+  private knownEmpty = [false, false, false];
   private pumping = false;
   private wake?: () => void;
   private releaseTimer?: NodeJS.Timeout;
   private readonly stop = new AbortController();
+  private readonly arrivals = new Set<() => void>();
+  /** When tryLease was last called (and its last 10 calls, a ring), and its short poll per queue (shared by the calls of one turn). */
+  private lastTry = 0;
+  private readonly tries: number[] = Array(10).fill(0);
+  private tryAt = 0;
+  private polls: ({ callers: number; sent: boolean; done: Promise<void> } | undefined)[] = [undefined, undefined, undefined];
 
   constructor(
     private readonly host: LeaserHost,
@@ -99,16 +125,72 @@ export class ChannelLeaser {
     this.poke();
   }
 
-  /** The next ready message (highest priority first), for a non-blocking lease. */
-  takeReady(): Received | undefined {
-    const r = this.ready[0].shift() ?? this.ready[1].shift() ?? this.ready[2].shift();
-    this.scheduleRelease();
-    return r;
+  /**
+   * Non-blocking lease (weighted sub-queues): the best ready message if no higher queue may hold a job, else
+   * short polls of the queues that may, in priority order. The calls of one event-loop turn share one poll per
+   * queue, which asks for one message per call; a lone caller's poll asks for as many as tryLease was called in the
+   * last quarter of the lease (a loop working through a backlog gets a batch per receive, which it takes before
+   * the leftovers would go back: messages nobody takes return to the queue and count as deliveries towards the
+   * DLQ). A queue that came back short is watched by a long poll while tryLease calls keep coming, so an empty
+   * queue costs no call per lease and an arrival wakes `onArrival` listeners.
+   */
+  async tryLease(): Promise<Lease | undefined> {
+    this.lastTry = Date.now();
+    this.tries[this.tryAt++ % this.tries.length] = this.lastTry;
+    for (let round = 0; round < 6 && !this.stop.signal.aborted; round++) {
+      const lease = this.takeServable();
+      if (lease) return lease;
+      const top = this.ready.findIndex((q) => q.length > 0);
+      const q = this.unknownAbove(top < 0 ? 3 : top)[0];
+      if (q === undefined) return undefined; // every queue that could outrank what is ready is known empty
+      await this.shortPoll(q);
+    }
+    return undefined;
   }
 
-  /** Messages received outside the leaser (tryLease): due ones become ready, the others are held until due. */
-  offer(got: Received[]): void {
-    this.accept(got);
+  /** One short poll of queue `q` for the tryLease calls of this event-loop turn (later callers await it too). */
+  private shortPoll(q: number): Promise<void> {
+    const open = this.polls[q];
+    if (open) {
+      if (!open.sent) open.callers++;
+      return open.done;
+    }
+    const poll = { callers: 1, sent: false, done: Promise.resolve() };
+    this.polls[q] = poll;
+    poll.done = new Promise<void>((r) => setImmediate(r))
+      .then(() => {
+        poll.sent = true;
+        const asked = Math.min(10, poll.callers > 1 ? poll.callers : this.recentTries());
+        return this.receive(q, asked, 0).then(({ raw }) => void (raw < asked && this.watch(q)));
+      })
+      .finally(() => (this.polls[q] = undefined));
+    return poll.done;
+  }
+
+  /** Call `fn` when messages arrive (received, or held ones coming due); returns the unsubscribe. */
+  onArrival(fn: () => void): () => void {
+    this.arrivals.add(fn);
+    return () => this.arrivals.delete(fn);
+  }
+
+  private notifyArrival(): void {
+    for (const fn of [...this.arrivals]) fn();
+  }
+
+  /** tryLease calls in the last quarter of the lease (at least 1): what a lone caller's poll asks for. */
+  private recentTries(): number {
+    const since = Date.now() - this.host.leaseMs / 4;
+    return Math.max(1, this.tries.filter((t) => t > since).length);
+  }
+
+  /** tryLease was called lately: its watches stay armed although no loop waits in `lease`. */
+  private tryingLately(): boolean {
+    return this.lastTry > 0 && Date.now() - this.lastTry < TRY_WATCH_MS;
+  }
+
+  /** Messages wait here for a lease (a tryLease may take one, or poll the queues above it first). */
+  hasReady(): boolean {
+    return this.readyCount() > 0;
   }
 
   /** When the earliest held message comes due (Infinity when none is held). */
@@ -122,8 +204,25 @@ export class ChannelLeaser {
     return this.ready[0].length + this.ready[1].length + this.ready[2].length;
   }
 
+  /** The queues above priority `p` that may hold a job now. */
+  private unknownAbove(p: number): number[] {
+    const out: number[] = [];
+    for (let q = 0; q < p; q++) if (!this.knownEmpty[q] && this.ready[q].length === 0) out.push(q);
+    return out;
+  }
+
+  /** Ready messages that may be handed out now: a higher queue that may hold a job must be polled first. */
+  private servableCount(): number {
+    let n = 0;
+    for (let p = 0; p < 3; p++) {
+      if (this.unknownAbove(p).length > 0) break;
+      n += this.ready[p].length;
+    }
+    return n;
+  }
+
   private want(): number {
-    return Math.min(10, this.waiters.length - this.readyCount());
+    return Math.min(10, this.waiters.length - this.servableCount());
   }
 
   private poke(): void {
@@ -132,13 +231,25 @@ export class ChannelLeaser {
     w?.();
   }
 
-  /** Hand ready messages to waiting loops, highest priority first, FIFO within one. */
+  /** The first ready message of the highest priority as a lease, while no higher queue may hold a job. */
+  private takeServable(): Lease | undefined {
+    for (;;) {
+      const p = this.ready.findIndex((q) => q.length > 0);
+      if (p < 0 || this.unknownAbove(p).length > 0) return undefined;
+      const lease = this.host.handOut(this.ready[p].shift()!);
+      // undefined: its visibility ran out while it waited here: another receive will get it
+      if (lease) {
+        this.scheduleRelease();
+        return lease;
+      }
+    }
+  }
+
+  /** Hand ready messages to waiting loops, highest priority first, FIFO within one, while no higher queue may hold a job. */
   private serve(): void {
     while (this.waiters.length > 0) {
-      const r = this.ready[0].shift() ?? this.ready[1].shift() ?? this.ready[2].shift();
-      if (!r) break;
-      const lease = this.host.handOut(r);
-      if (!lease) continue; // its visibility ran out while it waited here: another receive will get it
+      const lease = this.takeServable();
+      if (!lease) break;
       const w = this.waiters.shift()!;
       w.signal.removeEventListener("abort", w.onAbort);
       w.resolve(lease);
@@ -146,21 +257,31 @@ export class ChannelLeaser {
     this.scheduleRelease();
   }
 
-  /** Messages received for loops that stopped waiting go back after a third of the lease, unless a loop takes them. */
+  private toReady(r: Received): void {
+    r.readyAt = Date.now();
+    this.ready[r.prio].push(r);
+  }
+
+  /**
+   * Ready messages nobody takes go back a third of the lease after they became ready (loops that stopped waiting,
+   * a tryLease batch not used up), so other workers get them.
+   */
   private scheduleRelease(): void {
-    if (this.readyCount() === 0 || this.waiters.length > 0) {
-      clearTimeout(this.releaseTimer);
-      this.releaseTimer = undefined;
-      return;
-    }
-    if (this.releaseTimer) return;
+    clearTimeout(this.releaseTimer);
+    this.releaseTimer = undefined;
+    if (this.readyCount() === 0 || this.waiters.length > 0) return;
+    const keepMs = Math.max(100, Math.floor(this.host.leaseMs / 3));
+    let oldest = Infinity;
+    for (const q of this.ready) if (q.length) oldest = Math.min(oldest, q[0].readyAt ?? 0);
     this.releaseTimer = setTimeout(() => {
       this.releaseTimer = undefined;
       if (this.waiters.length > 0) return;
-      const back = this.ready.flat();
-      this.ready = [[], [], []];
+      const cutoff = Date.now() - keepMs;
+      const back: Received[] = [];
+      for (const q of this.ready) while (q.length && (q[0].readyAt ?? 0) <= cutoff) back.push(q.shift()!);
       if (back.length) this.host.release(back);
-    }, Math.max(100, Math.floor(this.host.leaseMs / 3)));
+      this.scheduleRelease();
+    }, Math.max(0, oldest + keepMs - Date.now()));
     this.releaseTimer.unref?.();
   }
 
@@ -172,20 +293,39 @@ export class ChannelLeaser {
         continue;
       }
       if (r.dueAt > now) {
-        const t = setTimeout(() => {
+        const due = () => {
           this.held.delete(r);
-          this.ready[r.prio].push(r);
+          this.toReady(r);
           this.serve();
           this.poke();
-        }, r.dueAt - now);
-        this.held.set(r, t);
-      } else this.ready[r.prio].push(r);
+          void this.pump(); // a higher queue may have to be polled before it goes
+          this.notifyArrival();
+        };
+        // held a while: its job may be deleted meanwhile (a periodic job's next occurrences), so look again
+        // shortly before it is due (a Delete in the last RECHECK_AHEAD_MS still lets it run once)
+        const recheckIn = r.dueAt - RECHECK_AHEAD_MS - now;
+        if (recheckIn <= 0) this.held.set(r, setTimeout(due, r.dueAt - now));
+        else {
+          const recheck = async () => {
+            const wanted = await this.host.stillWanted(r);
+            if (!this.held.has(r) || this.stop.signal.aborted) return; // closed meanwhile
+            if (!wanted) this.held.delete(r);
+            else this.held.set(r, setTimeout(due, Math.max(0, r.dueAt - Date.now())));
+          };
+          this.held.set(r, setTimeout(() => void recheck(), recheckIn));
+        }
+      } else this.toReady(r);
     }
     this.serve();
+    if (got.length) this.notifyArrival();
   }
 
-  private receive(prio: number, max: number, waitSeconds: number): Promise<{ got: number; raw: number }> {
+  /** `watched`: a long poll of a watch, which keeps the queue watched after a short answer. */
+  private receive(prio: number, max: number, waitSeconds: number, watched = false): Promise<{ got: number; raw: number }> {
     return this.host.receive(this.channel, prio, max, waitSeconds, this.stop.signal).then(({ got, raw }) => {
+      // a short answer: the queue is empty now, and a watch is outstanding on it or armed right after
+      // (a short poll's short answer starts one, see pump); a full one may leave more behind
+      this.knownEmpty[prio] = raw < max && (watched || waitSeconds === 0) && !this.stop.signal.aborted;
       this.accept(got);
       return { got: got.length, raw };
     });
@@ -202,15 +342,17 @@ export class ChannelLeaser {
       try {
         for (;;) {
           const asked = Math.max(1, this.want());
-          const { raw } = await this.receive(p, asked, this.host.waitSeconds);
+          const { raw } = await this.receive(p, asked, this.host.waitSeconds, true);
           this.poke();
-          if (raw >= asked || this.want() <= 0 || this.stop.signal.aborted) return;
+          if (raw >= asked || (this.want() <= 0 && !this.tryingLately()) || this.stop.signal.aborted) return;
         }
       } catch (e) {
         if (!this.stop.signal.aborted) this.failure ??= e;
       } finally {
         this.inflight[p] = undefined;
+        this.knownEmpty[p] = false; // nothing watches it any more
         this.poke();
+        if (this.waiters.length > 0) void this.pump();
       }
     })();
   }
