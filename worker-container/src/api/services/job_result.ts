@@ -8,6 +8,9 @@ import type { Worker } from "../../gen/jobworkerp/data/worker_pb.js";
 import type { ServiceImpl } from "../context.js";
 import { failedJob, jobIdHeader, page } from "./paging.js";
 
+/** How long a Listen on a job that is gone waits for a result being published (finish clears the status first). */
+const FINISH_GRACE_MS = 1000;
+
 const DAY_MS = 86_400_000;
 
 export function jobResultService(sys: System): ServiceImpl<typeof JobResultService> {
@@ -49,6 +52,9 @@ export function jobResultService(sys: System): ServiceImpl<typeof JobResultServi
     if (!(await front.find(jobId))) {
       const stored = await store.findResultsByJobId(jobId);
       if (stored.length > 0) return stored[stored.length - 1];
+      // a worker finishing the job clears its status a moment before it publishes the result: wait out that moment
+      const finishing = await bus.waitResult(jobId, Math.min(timeoutMs, FINISH_GRACE_MS), signal);
+      if (finishing) return finishing;
       throw notFound(`job ${jobId} is neither pending nor running, and no result of it is kept`);
     }
     const r = await bus.waitResult(jobId, timeoutMs, signal);
