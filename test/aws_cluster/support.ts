@@ -1,7 +1,6 @@
 // Shared glue for the AWS-shape process tests (STORAGE_TYPE=Aws: SQS + DynamoDB on the run's moto server, MySQL +
 // Redis as in Scalable): the Scalable harness (clusters, clients, logs printed on failure, teardown) plus what
 // these tests touch on the AWS side directly: a channel's queues, the job-state table, raw SQS messages.
-import { readFileSync } from "node:fs";
 import { GetQueueAttributesCommand, GetQueueUrlCommand } from "@aws-sdk/client-sqs";
 import { afterAll } from "vitest";
 import type { AwsClients } from "../../worker-container/src/adapters/aws/clients.js";
@@ -50,28 +49,6 @@ export async function messagesIn(clients: AwsClients, name: string): Promise<num
   return Number(a.ApproximateNumberOfMessages) + Number(a.ApproximateNumberOfMessagesDelayed) + Number(a.ApproximateNumberOfMessagesNotVisible);
 }
 
-export interface Run {
-  mark: string;
-  pid: number;
-}
-
-/** Lines "S <mark> <worker pid>" at a run's start and "E <mark> <worker pid>" at its end, written by job scripts. */
-export function readMarks(file: string): { starts: Run[]; ends: Run[] } {
-  let text = "";
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    /* nothing ran yet */
-  }
-  const starts: Run[] = [];
-  const ends: Run[] = [];
-  for (const line of text.split("\n")) {
-    const [kind, mark, pid] = line.trim().split(" ");
-    if (!mark) continue;
-    (kind === "S" ? starts : ends).push({ mark, pid: Number(pid) });
-  }
-  return { starts, ends };
-}
 
 /** A job script that marks its start and end in `file` around `body` ($PPID of the job's shell is the worker process). */
 export function markedScript(file: string, mark: string, body: string): string {

@@ -4,13 +4,13 @@
 // run twice is bounded by that worker's concurrency (it is printed: the issue asks for the figure). A job the
 // victim finished and stored but did not acknowledge before the kill also runs again; the store keeps one
 // result per attempt, so it still has one stored result.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { COMMAND_RUNNER_ID, shArgs } from "../helpers/client.js";
 import { uniqueName, waitUntil } from "../helpers/fixture.js";
-import { countResults, queuedOn, resultsOf, sleep, tally, useHarness } from "./support.js";
+import { countResults, queuedOn, readMarks, resultsOf, sleep, tally, useHarness } from "./support.js";
 
 const h = useHarness();
 const JOBS = 200;
@@ -19,27 +19,6 @@ const CHANNEL = "kill_worker";
 const dir = mkdtempSync(join(tmpdir(), "jwp-kill-worker-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Run {
-  mark: string;
-  pid: number;
-}
-/** Lines "S <mark> <worker pid>" at a run's start and "E <mark> <worker pid>" at its end. */
-function readMarks(file: string): { starts: Run[]; ends: Run[] } {
-  let text = "";
-  try {
-    text = readFileSync(file, "utf8");
-  } catch {
-    /* nothing ran yet */
-  }
-  const starts: Run[] = [];
-  const ends: Run[] = [];
-  for (const line of text.split("\n")) {
-    const [kind, mark, pid] = line.trim().split(" ");
-    if (!mark) continue;
-    (kind === "S" ? starts : ends).push({ mark, pid: Number(pid) });
-  }
-  return { starts, ends };
-}
 
 describe("Scalable: SIGKILL of a worker with jobs in flight", () => {
   it(`all ${JOBS} jobs complete once each in storage; jobs run twice are at most the killed worker's in-flight jobs`, { timeout: 120_000 }, async () => {

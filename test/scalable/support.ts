@@ -1,6 +1,7 @@
 // Shared glue for the Scalable-mode failure tests: every cluster, service and client a file starts is
 // registered here, their logs are printed when a test fails, and all of it is torn down after the file.
 // Tests talk to the system only over gRPC (test/helpers/client.ts) and, where the brief allows, to Redis.
+import { readFileSync } from "node:fs";
 import { afterAll, afterEach } from "vitest";
 import { Api, collect, type JobResult } from "../helpers/client.js";
 import { type Cluster, type StartClusterOptions, startCluster } from "../helpers/cluster.js";
@@ -102,4 +103,27 @@ export function tally<T>(values: T[]): Map<T, number> {
   const m = new Map<T, number>();
   for (const v of values) m.set(v, (m.get(v) ?? 0) + 1);
   return m;
+}
+
+export interface Run {
+  mark: string;
+  pid: number;
+}
+
+/** Lines "S <mark> <worker pid>" at a run's start and "E <mark> <worker pid>" at its end, written by job scripts. */
+export function readMarks(file: string): { starts: Run[]; ends: Run[] } {
+  let text = "";
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    /* nothing ran yet */
+  }
+  const starts: Run[] = [];
+  const ends: Run[] = [];
+  for (const line of text.split("\n")) {
+    const [kind, mark, pid] = line.trim().split(" ");
+    if (!mark) continue;
+    (kind === "S" ? starts : ends).push({ mark, pid: Number(pid) });
+  }
+  return { starts, ends };
 }
